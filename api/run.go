@@ -1,0 +1,71 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/streamsaga/streamsaga/config"
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
+	"github.com/streamsaga/streamsaga/saga"
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// Run serves the API on cfg.HTTPAddr until ctx is cancelled, then drains
+// requests in flight. It starts even when Redis is down: /readyz and the
+// calls that need Redis answer 503 until it is back.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR: %w", err)
+	}
+	return Serve(ctx, ln, cfg, log)
+}
+
+// Serve is Run on a listener the caller opened.
+func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.Logger) error {
+	if cfg.Mode != event.ModeChoreography {
+		return fmt.Errorf("SAGA_MODE=%s is not available yet: only choreography runs in this version", cfg.Mode)
+	}
+	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{Name: "api"})
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
+	engine, err := saga.New(rdb, ks, saga.Options{
+		StepTimeout: cfg.StepTimeout, Retention: cfg.SagaRetention, IdempotencyTTL: cfg.IdempotencyTTL, Logger: log,
+	}, handlers.OrderSaga())
+	if err != nil {
+		return err
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if err := engine.LoadScripts(lctx); err != nil {
+		// Scripts also load on first use (EVALSHA falls back to EVAL).
+		log.WarnContext(ctx, "redis not reachable at start; serving 503 until it is", "err", err)
+	}
+	cancel()
+	opts := handlers.Options{RecordTTL: cfg.SagaRetention}
+	a := New(rdb, engine, handlers.NewOrders(rdb, engine, cfg.Mode), handlers.NewInventory(rdb, ks, opts), log)
+	srv := NewServer(cfg.HTTPAddr, a.Handler())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.InfoContext(ctx, "api listening", "addr", ln.Addr().String(), "redis", config.RedactURL(cfg.RedisURL), "mode", cfg.Mode)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("api stopped")
+	return nil
+}

@@ -1,0 +1,269 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
+	"github.com/streamsaga/streamsaga/saga"
+)
+
+// API serves the HTTP interface.
+type API struct {
+	rdb       redis.UniversalClient
+	orders    *handlers.Orders
+	engine    *saga.Engine
+	inventory *handlers.Inventory
+	log       *slog.Logger
+}
+
+// New returns the API.
+func New(rdb redis.UniversalClient, engine *saga.Engine, orders *handlers.Orders, inventory *handlers.Inventory, log *slog.Logger) *API {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &API{rdb: rdb, orders: orders, engine: engine, inventory: inventory, log: log}
+}
+
+// NewServer returns an http.Server with the timeouts and header cap that
+// keep slow or hostile clients from holding it (SPEC section 10).
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+// Handler returns the routes.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route(mux, "/orders", map[string]http.HandlerFunc{http.MethodPost: a.postOrder})
+	route(mux, "/orders/{id}", map[string]http.HandlerFunc{http.MethodGet: a.getOrder})
+	route(mux, "/sagas", map[string]http.HandlerFunc{http.MethodGet: a.listSagas})
+	route(mux, "/sagas/{id}", map[string]http.HandlerFunc{http.MethodGet: a.getSaga})
+	route(mux, "/inventory/{sku}", map[string]http.HandlerFunc{http.MethodGet: a.getInventory, http.MethodPut: a.putInventory})
+	route(mux, "/healthz", map[string]http.HandlerFunc{http.MethodGet: a.healthz})
+	route(mux, "/readyz", map[string]http.HandlerFunc{http.MethodGet: a.readyz})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such resource")
+	})
+	return a.recoverer(mux)
+}
+
+// route registers one handler per method and answers any other method with
+// a JSON 405 and an Allow header.
+func route(mux *http.ServeMux, path string, byMethod map[string]http.HandlerFunc) {
+	allow := make([]string, 0, len(byMethod))
+	for m, h := range byMethod {
+		mux.HandleFunc(m+" "+path, h)
+		allow = append(allow, m)
+	}
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
+	})
+}
+
+func (a *API) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				a.log.ErrorContext(r.Context(), "handler panic", "panic", p, "path", r.URL.Path)
+				writeError(w, http.StatusInternalServerError, "internal", "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// unavailable answers a Redis failure: the outcome is unknown to the client,
+// which may retry with the same Idempotency-Key.
+func (a *API) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.ErrorContext(r.Context(), "redis unavailable", "path", r.URL.Path, "err", err)
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry with the same Idempotency-Key")
+}
+
+func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if _, present := r.Header["Idempotency-Key"]; present && !validIdempotencyKey(key) {
+		writeRequestError(w, badRequest("invalid_idempotency_key", "Idempotency-Key",
+			"Idempotency-Key must be 1-128 printable ASCII characters without spaces"))
+		return
+	}
+	var req orderRequest
+	if rerr := readJSON(w, r, &req); rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	if rerr := req.validate(); rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	placed, err := a.orders.Place(r.Context(), handlers.PlaceRequest{
+		CustomerID: req.CustomerID, Items: req.items(), IdempotencyKey: key, Fingerprint: req.fingerprint(),
+	})
+	if errors.Is(err, handlers.ErrIdempotencyMismatch) {
+		writeError(w, http.StatusConflict, "idempotency_key_reuse", "this Idempotency-Key was used with a different request")
+		return
+	}
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	if !placed.Created {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", "/orders/"+placed.OrderID)
+	writeJSON(w, http.StatusAccepted, map[string]string{
+		"order_id": placed.OrderID, "saga_id": placed.SagaID, "status": event.OrderStatusPending,
+	})
+}
+
+// validID accepts only the canonical form of the UUIDs the server issues, so
+// nothing else ever reaches a key name.
+func validID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.String() == id
+}
+
+func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(id) {
+		writeError(w, http.StatusNotFound, "not_found", "no such order")
+		return
+	}
+	v, err := a.orders.Get(r.Context(), id)
+	if errors.Is(err, handlers.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no such order")
+		return
+	}
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *API) getSaga(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(id) {
+		writeError(w, http.StatusNotFound, "not_found", "no such saga")
+		return
+	}
+	st, err := a.engine.Get(r.Context(), id)
+	if errors.Is(err, saga.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no such saga")
+		return
+	}
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *API) listSagas(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	status := q.Get("status")
+	statuses := event.SagaStatuses
+	if status != "" {
+		valid := false
+		for _, s := range event.SagaStatuses {
+			valid = valid || s == status
+		}
+		if !valid {
+			writeRequestError(w, badRequest("invalid_status", "status", "status must be one of "+strings.Join(event.SagaStatuses, ", ")))
+			return
+		}
+		statuses = []string{status}
+	}
+	limit := 50
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			writeRequestError(w, badRequest("invalid_limit", "limit", "limit must be 1-1000"))
+			return
+		}
+		limit = n
+	}
+	sagas, err := a.engine.List(r.Context(), statuses, limit)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sagas": sagas})
+}
+
+type stockRequest struct {
+	Available *int64 `json:"available"`
+}
+
+const maxStock = 1_000_000_000
+
+func (a *API) putInventory(w http.ResponseWriter, r *http.Request) {
+	sku := r.PathValue("sku")
+	if !idRE.MatchString(sku) {
+		writeRequestError(w, badRequest("invalid_id", "sku", "sku must be 1-64 characters of [A-Za-z0-9._-]"))
+		return
+	}
+	var req stockRequest
+	if rerr := readJSON(w, r, &req); rerr != nil {
+		writeRequestError(w, rerr)
+		return
+	}
+	if req.Available == nil || *req.Available < 0 || *req.Available > maxStock {
+		writeRequestError(w, badRequest("available_out_of_range", "available", "available must be 0-1000000000"))
+		return
+	}
+	if err := a.inventory.Set(r.Context(), sku, *req.Available); err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	a.getInventory(w, r)
+}
+
+func (a *API) getInventory(w http.ResponseWriter, r *http.Request) {
+	sku := r.PathValue("sku")
+	if !idRE.MatchString(sku) {
+		writeRequestError(w, badRequest("invalid_id", "sku", "sku must be 1-64 characters of [A-Za-z0-9._-]"))
+		return
+	}
+	s, err := a.inventory.Get(r.Context(), sku)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "not_ready", "redis is not reachable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

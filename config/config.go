@@ -1,0 +1,213 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/streamsaga/streamsaga/event"
+)
+
+// ErrInvalid wraps every configuration error, so callers can exit with
+// status 2 on it.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is the whole environment of the API and the worker. Each binary
+// reads the fields it needs; all are validated so a typo fails fast anywhere.
+type Config struct {
+	// RedisURL is redis://[user:pass@]host:port/db, or rediss:// for TLS.
+	// Default redis://localhost:6379/0.
+	RedisURL string `env:"REDIS_URL" envDefault:"redis://localhost:6379/0"`
+	// Prefix starts every key. Default "saga".
+	Prefix string `env:"SAGA_PREFIX" envDefault:"saga"`
+	// Partitions is the number of partition hash tags {0}…{N-1}; fixed once
+	// chosen. Default 1.
+	Partitions int `env:"SAGA_PARTITIONS" envDefault:"1"`
+	// Mode is the style of sagas the API starts. Default choreography.
+	Mode string `env:"SAGA_MODE" envDefault:"choreography"`
+	// HTTPAddr is where the API listens. Default ":8080".
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// Services are the services a worker runs. Default all.
+	Services []string `env:"WORKER_SERVICES" envDefault:"order,payment,inventory,shipping,orchestrator" envSeparator:","`
+	// Concurrency bounds the entries one worker handles at once. Default 64.
+	Concurrency int `env:"WORKER_CONCURRENCY" envDefault:"64"`
+	// ReadCount is the XREADGROUP COUNT of one read. Default 64.
+	ReadCount int `env:"WORKER_READ_COUNT" envDefault:"64"`
+	// StepTimeout is each step's deadline. Default 30s.
+	StepTimeout time.Duration `env:"SAGA_STEP_TIMEOUT" envDefault:"30s"`
+	// ClaimMinIdle is how long an entry stays pending before another worker
+	// may reclaim it; longer than any legitimate handling time. Default 15s.
+	ClaimMinIdle time.Duration `env:"CLAIM_MIN_IDLE" envDefault:"15s"`
+	// MaxDeliveries is how many failed deliveries send an entry to the
+	// dead-letter stream. Default 5.
+	MaxDeliveries int `env:"MAX_DELIVERIES" envDefault:"5"`
+	// StreamRetention is how long entries are kept on a stream once every
+	// group is past them. Default 1h.
+	StreamRetention time.Duration `env:"STREAM_RETENTION" envDefault:"1h"`
+	// SagaRetention is how long a finished saga's hash is kept. Default 168h.
+	SagaRetention time.Duration `env:"SAGA_RETENTION" envDefault:"168h"`
+	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default 24h.
+	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+
+	// PaymentLimitCents: the fake gateway declines larger charges. Default 100000.
+	PaymentLimitCents int64 `env:"PAYMENT_LIMIT_CENTS" envDefault:"100000"`
+	// ShippingMaxUnits: larger orders fail to ship. Default 1000.
+	ShippingMaxUnits int64 `env:"SHIPPING_MAX_UNITS" envDefault:"1000"`
+	// PaymentFailureRate is the share of charges the gateway declines at
+	// random (0..1). Default 0.
+	PaymentFailureRate float64 `env:"PAYMENT_FAILURE_RATE" envDefault:"0"`
+	// ShippingFailureRate is the share of shipments that fail at random
+	// (0..1). Default 0.
+	ShippingFailureRate float64 `env:"SHIPPING_FAILURE_RATE" envDefault:"0"`
+	// PaymentLatency is added to every gateway call. Default 0.
+	PaymentLatency time.Duration `env:"PAYMENT_LATENCY" envDefault:"0s"`
+	// ShippingLatency is added to every shipment. Default 0.
+	ShippingLatency time.Duration `env:"SHIPPING_LATENCY" envDefault:"0s"`
+}
+
+var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// Load reads the process environment.
+func Load() (*Config, error) { return LoadFrom(nil) }
+
+// LoadFrom reads the given environment instead of the process's when environ
+// is not nil (tests use it).
+func LoadFrom(environ map[string]string) (*Config, error) {
+	var c Config
+	opts := env.Options{Environment: environ}
+	if err := env.ParseWithOptions(&c, opts); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, describe(err))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks every value and returns all problems at once, each naming
+// its variable.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+		bad("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
+	}
+	if !prefixRE.MatchString(c.Prefix) {
+		bad("SAGA_PREFIX", "must be 1-32 characters of [A-Za-z0-9_-]")
+	}
+	if c.Partitions < 1 || c.Partitions > 16384 {
+		bad("SAGA_PARTITIONS", "must be between 1 and 16384, got %d", c.Partitions)
+	}
+	if c.Mode != event.ModeChoreography && c.Mode != event.ModeOrchestration {
+		bad("SAGA_MODE", "must be choreography or orchestration, got %q", c.Mode)
+	}
+	if c.HTTPAddr == "" || !strings.Contains(c.HTTPAddr, ":") {
+		bad("HTTP_ADDR", "must be host:port or :port")
+	}
+	if len(c.Services) == 0 {
+		bad("WORKER_SERVICES", "must name at least one service")
+	}
+	for i, s := range c.Services {
+		c.Services[i] = strings.TrimSpace(s)
+		if !slices.Contains(event.Services, c.Services[i]) {
+			bad("WORKER_SERVICES", "unknown service %q (known: %s)", c.Services[i], strings.Join(event.Services, ","))
+		}
+	}
+	positive := func(name string, v int, max int) {
+		if v < 1 || v > max {
+			bad(name, "must be between 1 and %d, got %d", max, v)
+		}
+	}
+	positive("WORKER_CONCURRENCY", c.Concurrency, 100000)
+	positive("WORKER_READ_COUNT", c.ReadCount, 10000)
+	positive("MAX_DELIVERIES", c.MaxDeliveries, 1000)
+	durations := []struct {
+		name string
+		v    time.Duration
+		min  time.Duration
+	}{
+		{"SAGA_STEP_TIMEOUT", c.StepTimeout, 10 * time.Millisecond},
+		{"CLAIM_MIN_IDLE", c.ClaimMinIdle, 10 * time.Millisecond},
+		{"STREAM_RETENTION", c.StreamRetention, 0},
+		{"SAGA_RETENTION", c.SagaRetention, time.Second},
+		{"IDEMPOTENCY_TTL", c.IdempotencyTTL, time.Second},
+		{"PAYMENT_LATENCY", c.PaymentLatency, 0},
+		{"SHIPPING_LATENCY", c.ShippingLatency, 0},
+	}
+	for _, d := range durations {
+		if d.v < d.min {
+			bad(d.name, "must be at least %s, got %s", d.min, d.v)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.PaymentLimitCents < 0 {
+		bad("PAYMENT_LIMIT_CENTS", "must not be negative")
+	}
+	if c.ShippingMaxUnits < 0 {
+		bad("SHIPPING_MAX_UNITS", "must not be negative")
+	}
+	for name, rate := range map[string]float64{"PAYMENT_FAILURE_RATE": c.PaymentFailureRate, "SHIPPING_FAILURE_RATE": c.ShippingFailureRate} {
+		if !(rate >= 0 && rate <= 1) {
+			bad(name, "must be between 0 and 1, got %v", rate)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// describe rewrites caarlos0/env's errors, which name Go fields, so that they
+// name the environment variable instead.
+func describe(err error) string {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err.Error()
+	}
+	t := reflect.TypeFor[Config]()
+	var parts []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := t.FieldByName(pe.Name); ok {
+				parts = append(parts, fmt.Sprintf("%s: cannot parse as %s: %v", f.Tag.Get("env"), pe.Type, pe.Err))
+				continue
+			}
+		}
+		parts = append(parts, e.Error())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// RedactURL hides the password of a Redis URL so that it can be logged.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return u.Redacted()
+}
+
+// NewLogger returns the JSON logger of the binaries at the configured level.
+func NewLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,166 @@
+package handlers_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/internal/sagatest"
+)
+
+func deadLetters(t *testing.T, s *sagatest.System) []redis.XMessage {
+	t.Helper()
+	msgs, err := s.RDB.XRange(context.Background(), s.KS.DeadLetter(0), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// Malformed entries go to the dead-letter stream with their group and
+// error; the group keeps going and later orders complete.
+func TestMalformedEntriesAreDeadLettered(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, nil)
+	s.StartAPI(nil)
+	s.StartWorker(nil)
+	s.SetStock("sku-a", 100)
+	ctx := context.Background()
+	stream := s.KS.Stream(0, event.OrderCreated)
+	poison := []map[string]any{
+		{"garbage": "x"},
+		{"event_id": "e1", "type": "order.created", "saga_id": "s1", "saga_mode": "choreography",
+			"saga_version": "1", "occurred_at": "not a time", "data": "{}"},
+		{"event_id": "e2", "type": "order.created", "saga_id": "s2", "saga_mode": "choreography",
+			"saga_version": "1", "occurred_at": "2026-01-01T00:00:00Z", "data": "[not json"},
+		{"event_id": "e3", "type": "payment.completed", "saga_id": "s3", "saga_mode": "choreography",
+			"saga_version": "1", "occurred_at": "2026-01-01T00:00:00Z", "data": `{"order":{"order_id":"o","items":[{"sku":"a","quantity":1}]}}`},
+		{"event_id": "e4", "type": "order.created", "saga_id": "s4", "saga_mode": "choreography",
+			"saga_version": "1", "occurred_at": "2026-01-01T00:00:00Z", "data": `{"order":"not an object"}`, "group": "forged"},
+	}
+	for _, p := range poison {
+		if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: p}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := s.PlaceOrder("c-1", sagatest.Item{SKU: "sku-a", Quantity: 1, UnitPriceCents: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	dl := deadLetters(t, s)
+	if len(dl) != len(poison) {
+		t.Fatalf("%d dead letters, want %d: %v", len(dl), len(poison), dl)
+	}
+	for _, m := range dl {
+		if m.Values["group"] != event.ServicePayment || m.Values["source_stream"] != stream || m.Values["error"] == "" {
+			t.Errorf("dead letter %v lacks group, source or error", m.Values)
+		}
+	}
+	kept := false
+	for _, m := range dl {
+		kept = kept || (m.Values["event_id"] == "e4" && m.Values["orig_group"] == "forged")
+	}
+	if !kept {
+		t.Errorf("a clashing original field was not kept: %v", dl)
+	}
+	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 100})
+}
+
+// A well-formed entry whose payload a service rejects is dead-lettered, and
+// its saga is cancelled through the normal compensation path: the refund of
+// a charge that never happened is a no-op.
+func TestPoisonEntryCompensatesItsSaga(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, nil)
+	s.StartAPI(nil)
+	// No payment service yet: order.created waits in its group.
+	stopFirst := s.StartWorker(map[string]string{"WORKER_SERVICES": "order,inventory,shipping"})
+	s.SetStock("sku-a", 10)
+	o, err := s.PlaceOrder("c-1", sagatest.Item{SKU: "sku-a", Quantity: 1, UnitPriceCents: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream := s.KS.Stream(0, event.OrderCreated)
+	msgs, err := s.RDB.XRange(ctx, stream, "-", "+").Result()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("order.created: %v %v", msgs, err)
+	}
+	// Replace the event by a copy whose data carries no order.
+	v := msgs[0].Values
+	v["data"] = `{"order":{}}`
+	if err := s.RDB.XDel(ctx, stream, msgs[0].ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: v}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = stopFirst()
+	s.StartWorker(nil)
+	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	st, err := s.Checker.Engine.Get(ctx, o.SagaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered order.created") {
+		t.Errorf("saga %s (%s), want COMPENSATED by the dead letter", st.Status, st.Reason)
+	}
+	if st.Steps[1].Status != event.StepCompensated || st.Steps[2].Status != event.StepPending {
+		t.Errorf("steps %+v", st.Steps)
+	}
+	l, _ := s.Checker.Gateway.Ledger(ctx, o.SagaID)
+	if l.Charge != "" || l.Refund != "null" {
+		t.Errorf("ledger %+v: want no charge and a null refund", l)
+	}
+	if dl := deadLetters(t, s); len(dl) != 1 || dl[0].Values["saga_id"] != o.SagaID {
+		t.Errorf("dead letters %v", dl)
+	}
+	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
+}
+
+// A step that fails on every delivery is dead-lettered after MAX_DELIVERIES
+// and compensated; when its compensation fails for good too, the saga is
+// FAILED, an alert is raised and the order shows FAILED.
+func TestFailingCompensationEndsFailedWithAlert(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, map[string]string{"MAX_DELIVERIES": "2", "CLAIM_MIN_IDLE": "200ms"})
+	s.StartAPI(nil)
+	// A gateway slower than a handler may take: every charge and refund
+	// attempt times out.
+	s.StartWorker(map[string]string{"PAYMENT_LATENCY": "5s"})
+	s.SetStock("sku-a", 10)
+	o, err := s.PlaceOrder("c-1", sagatest.Item{SKU: "sku-a", Quantity: 1, UnitPriceCents: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WaitFinished([]sagatest.Placed{o}, 20*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	ctx := context.Background()
+	v, err := s.Checker.Orders.Get(ctx, o.OrderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != event.OrderStatusFailed {
+		t.Fatalf("order %s, want FAILED", v.Status)
+	}
+	alerts, err := s.RDB.XRange(ctx, s.KS.Alerts(0), "-", "+").Result()
+	if err != nil || len(alerts) != 1 || alerts[0].Values["saga_id"] != o.SagaID {
+		t.Fatalf("alerts %v %v", alerts, err)
+	}
+	dl := deadLetters(t, s)
+	if len(dl) != 2 || dl[0].Values["type"] != event.OrderCreated || dl[1].Values["type"] != event.StockInsufficient {
+		t.Errorf("dead letters %v, want order.created then its compensation", dl)
+	}
+	failed, err := s.Checker.Engine.List(ctx, []string{event.StatusFailed}, 10)
+	if err != nil || len(failed) != 1 || failed[0].SagaID != o.SagaID {
+		t.Errorf("FAILED index: %v %v", failed, err)
+	}
+	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
+}

@@ -1,0 +1,172 @@
+package handlers_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
+	"github.com/streamsaga/streamsaga/internal/sagatest"
+)
+
+// placeMix places n orders spread over the four paths.
+func placeMix(t *testing.T, s *sagatest.System, n int) []sagatest.Placed {
+	t.Helper()
+	var placed []sagatest.Placed
+	for i := range n {
+		var items []sagatest.Item
+		switch i % 4 {
+		case 0, 1:
+			items = []sagatest.Item{sagatest.I("sku-a", 1+int64(i%3), 500), sagatest.I("sku-b", 1, 250)}
+		case 2:
+			items = []sagatest.Item{sagatest.I("sku-a", 1, 200000)} // declined
+		case 3:
+			if i%8 == 3 {
+				items = []sagatest.Item{sagatest.I("sku-none", 1, 100)} // stock short
+			} else {
+				items = []sagatest.Item{sagatest.I("sku-b", 1001, 1)} // shipment fails
+			}
+		}
+		o, err := s.PlaceOrder("c-dup", items...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		placed = append(placed, o)
+	}
+	return placed
+}
+
+// streamEntries reads every entry of every event stream.
+func streamEntries(t *testing.T, s *sagatest.System) map[string][]redis.XMessage {
+	t.Helper()
+	out := map[string][]redis.XMessage{}
+	for _, typ := range handlers.Streams() {
+		key := s.KS.Stream(0, typ)
+		msgs, err := s.RDB.XRange(context.Background(), key, "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[key] = msgs
+	}
+	return out
+}
+
+// Every event type delivered twice — concurrently with the first delivery,
+// and again later out of order after the sagas ended — changes nothing: no
+// second charge, refund, reservation or release, no saga moved past its end.
+func TestDuplicateAndReorderedDeliveryChangeNothing(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, nil)
+	s.StartAPI(nil)
+	s.StartWorker(nil)
+	s.StartWorker(nil) // two consumers per group, so duplicates race
+	initial := map[string]int64{"sku-a": 10000, "sku-b": 100000}
+	for sku, n := range initial {
+		s.SetStock(sku, n)
+	}
+
+	// A duplicator tails every stream and publishes each entry once more
+	// right away, so the copy races the original through the groups.
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var dupMu sync.Mutex
+	duplicated := map[string]int{}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		last := map[string]string{}
+		var keys []string
+		for _, typ := range handlers.Streams() {
+			k := s.KS.Stream(0, typ)
+			keys = append(keys, k)
+			last[k] = "0"
+		}
+		seen := map[string]bool{}
+		for ctx.Err() == nil {
+			args := append([]string{}, keys...)
+			for _, k := range keys {
+				args = append(args, last[k])
+			}
+			res, err := s.RDB.XRead(ctx, &redis.XReadArgs{Streams: args, Count: 100, Block: 100 * time.Millisecond}).Result()
+			if err != nil {
+				continue
+			}
+			for _, st := range res {
+				for _, m := range st.Messages {
+					last[st.Stream] = m.ID
+					id, _ := m.Values[event.FieldEventID].(string)
+					if seen[id] {
+						continue
+					}
+					seen[id] = true
+					if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: st.Stream, Values: m.Values}).Err(); err == nil {
+						dupMu.Lock()
+						duplicated[st.Stream]++
+						dupMu.Unlock()
+					}
+				}
+			}
+		}
+	}()
+	placed := placeMix(t, s, 40)
+	s.WaitFinished(placed, 30*time.Second)
+	s.WaitNoPending(10 * time.Second)
+	time.Sleep(300 * time.Millisecond) // let the last copies through
+	cancel()
+	wg.Wait()
+	s.WaitNoPending(10 * time.Second)
+	for _, typ := range handlers.Streams() {
+		if typ == event.OrderCancelled {
+			continue // nobody consumes it
+		}
+		if duplicated[s.KS.Stream(0, typ)] == 0 {
+			t.Errorf("no %s entry was duplicated; the test did not exercise it", typ)
+		}
+	}
+	r := s.MustCheck(placed, initial)
+	t.Logf("after concurrent duplicates: %v", r.ByStatus)
+
+	// Replay the whole history again, shuffled: late and out-of-order copies
+	// of every event, long after each saga ended.
+	before := map[string]int64{}
+	for _, o := range placed {
+		st, err := s.Checker.Engine.Get(context.Background(), o.SagaID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[o.SagaID] = st.Version
+	}
+	type entry struct {
+		stream string
+		values map[string]any
+	}
+	var all []entry
+	for stream, msgs := range streamEntries(t, s) {
+		for _, m := range msgs {
+			all = append(all, entry{stream, m.Values})
+		}
+	}
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	for _, e := range all {
+		if err := s.RDB.XAdd(context.Background(), &redis.XAddArgs{Stream: e.stream, Values: e.values}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	s.WaitNoPending(20 * time.Second)
+	s.MustCheck(placed, initial)
+	for _, o := range placed {
+		st, err := s.Checker.Engine.Get(context.Background(), o.SagaID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Version != before[o.SagaID] {
+			t.Errorf("saga %s moved from version %d to %d on replayed events", o.SagaID, before[o.SagaID], st.Version)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package handlers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/internal/sagatest"
+)
+
+// The four paths of the order saga end in the right state, with the steps,
+// stock and money SPEC section 9 requires.
+func TestFourPaths(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, nil)
+	s.StartAPI(nil)
+	s.StartWorker(nil)
+	initial := map[string]int64{"sku-a": 50, "sku-b": 5000, "sku-scarce": 1}
+	for sku, n := range initial {
+		s.SetStock(sku, n)
+	}
+	type path struct {
+		name        string
+		items       []sagatest.Item
+		orderStatus string
+		sagaStatus  string
+		steps       []string
+		reason      string
+	}
+	paths := []path{
+		{"happy", []sagatest.Item{sagatest.I("sku-a", 2, 1250)}, event.OrderStatusCompleted, event.StatusCompleted,
+			[]string{"COMPLETED", "COMPLETED", "COMPLETED", "COMPLETED"}, ""},
+		{"payment declined", []sagatest.Item{sagatest.I("sku-a", 1, 100001)}, event.OrderStatusCancelled, event.StatusCompensated,
+			[]string{"COMPENSATED", "FAILED", "PENDING", "PENDING"}, "payment declined: amount over the gateway limit"},
+		{"stock short", []sagatest.Item{sagatest.I("sku-a", 1, 10), sagatest.I("sku-scarce", 2, 10)}, event.OrderStatusCancelled, event.StatusCompensated,
+			[]string{"COMPENSATED", "COMPENSATED", "FAILED", "PENDING"}, "stock insufficient: sku-scarce"},
+		{"shipment failed", []sagatest.Item{sagatest.I("sku-b", 1001, 1)}, event.OrderStatusCancelled, event.StatusCompensated,
+			[]string{"COMPENSATED", "COMPENSATED", "COMPENSATED", "FAILED"}, "shipment failed: too many units for one shipment"},
+	}
+	var placed []sagatest.Placed
+	for _, p := range paths {
+		o, err := s.PlaceOrder("c-1", p.items...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		placed = append(placed, o)
+	}
+	s.WaitFinished(placed, 20*time.Second)
+	ctx := context.Background()
+	for i, p := range paths {
+		v, err := s.Checker.Orders.Get(ctx, placed[i].OrderID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := s.Checker.Engine.Get(ctx, placed[i].SagaID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Status != p.orderStatus || st.Status != p.sagaStatus {
+			t.Errorf("%s: order %s saga %s, want %s %s", p.name, v.Status, st.Status, p.orderStatus, p.sagaStatus)
+		}
+		if v.Reason != p.reason || st.Reason != p.reason {
+			t.Errorf("%s: reason %q / %q, want %q", p.name, v.Reason, st.Reason, p.reason)
+		}
+		for j, want := range p.steps {
+			if st.Steps[j].Status != want {
+				t.Errorf("%s: step %s is %s, want %s", p.name, st.Steps[j].Name, st.Steps[j].Status, want)
+			}
+		}
+		if len(st.History) < 2 || st.History[0].Type != event.OrderCreated {
+			t.Errorf("%s: history %+v does not start with order.created", p.name, st.History)
+		}
+		last := st.History[len(st.History)-1].Type
+		if want := map[string]string{event.StatusCompleted: event.OrderCompleted, event.StatusCompensated: event.OrderCancelled}[p.sagaStatus]; last != want {
+			t.Errorf("%s: last event %s, want %s", p.name, last, want)
+		}
+		if st.DeadlineAt != nil {
+			t.Errorf("%s: a finished saga still has a deadline", p.name)
+		}
+		ttl, err := s.RDB.TTL(ctx, s.KS.Saga(s.KS.PartitionOf(st.SagaID), st.SagaID)).Result()
+		if err != nil || ttl <= 0 {
+			t.Errorf("%s: finished saga hash has no TTL (%v, %v)", p.name, ttl, err)
+		}
+	}
+	s.WaitNoPending(5 * time.Second)
+	r := s.MustCheck(placed, initial)
+	if r.ByStatus[event.OrderStatusCompleted] != 1 || r.ByStatus[event.OrderStatusCancelled] != 3 {
+		t.Errorf("statuses %v", r.ByStatus)
+	}
+	// The shipping failure path released the reservation and refunded.
+	l, _ := s.Checker.Gateway.Ledger(ctx, placed[3].SagaID)
+	if l.Charge != "charged" || l.Refund != "refunded" || l.RefundedCents != 1001 {
+		t.Errorf("shipment-failed ledger %+v", l)
+	}
+}

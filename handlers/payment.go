@@ -1,0 +1,99 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// Gateway is a fake payment gateway (the one external system of the demo
+// domain). It keeps a ledger per saga under the idempotency keys of the
+// saga's charge and refund, and running totals that tests reconcile against
+// the ledgers.
+type Gateway struct {
+	rdb  redis.UniversalClient
+	ks   streams.Keyspace
+	opts Options
+}
+
+// NewGateway returns the fake gateway.
+func NewGateway(rdb redis.UniversalClient, ks streams.Keyspace, opts Options) *Gateway {
+	return &Gateway{rdb: rdb, ks: ks, opts: opts}
+}
+
+func (g *Gateway) ledgerKey(sagaID string) string { return g.ks.Domain("{payment}", "ledger", sagaID) }
+func (g *Gateway) totalsKey() string              { return g.ks.Domain("{payment}", "totals") }
+
+// charge charges a saga's order once. Decisions: charged (detail: payment
+// id), declined or blocked (detail: reason).
+func (g *Gateway) charge(ctx context.Context, sagaID string, amount int64) (string, string, error) {
+	sleep(ctx, g.opts.PaymentLatency)
+	random := "0"
+	if g.opts.PaymentFailureRate > 0 && rand.Float64() < g.opts.PaymentFailureRate {
+		random = "1"
+	}
+	res, err := chargeScript.Run(ctx, g.rdb, []string{g.ledgerKey(sagaID), g.totalsKey()},
+		amount, g.opts.PaymentLimitCents, random, "pay-"+uuid.NewString(), g.opts.ttlSeconds()).StringSlice()
+	if err != nil {
+		return "", "", fmt.Errorf("charge: %w", err)
+	}
+	return res[0], res[1], nil
+}
+
+// refund refunds a saga's charge once; without a charge it is a no-op that
+// blocks a late charge. Decisions: refunded or null, with the cents refunded.
+func (g *Gateway) refund(ctx context.Context, sagaID string) (string, int64, error) {
+	sleep(ctx, g.opts.PaymentLatency)
+	res, err := refundScript.Run(ctx, g.rdb, []string{g.ledgerKey(sagaID), g.totalsKey()}, g.opts.ttlSeconds()).StringSlice()
+	if err != nil {
+		return "", 0, fmt.Errorf("refund: %w", err)
+	}
+	cents, _ := strconv.ParseInt(res[1], 10, 64)
+	return res[0], cents, nil
+}
+
+// Ledger is one saga's charges and refunds.
+type Ledger struct {
+	Charge        string // charged, declined, blocked or empty
+	ChargedCents  int64
+	Refund        string // refunded, null or empty
+	RefundedCents int64
+}
+
+// Ledger reads one saga's ledger.
+func (g *Gateway) Ledger(ctx context.Context, sagaID string) (Ledger, error) {
+	h, err := g.rdb.HGetAll(ctx, g.ledgerKey(sagaID)).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Ledger{}, fmt.Errorf("read ledger: %w", err)
+	}
+	l := Ledger{Charge: h["charge"], Refund: h["refund"]}
+	l.ChargedCents, _ = strconv.ParseInt(h["charged_cents"], 10, 64)
+	l.RefundedCents, _ = strconv.ParseInt(h["refunded_cents"], 10, 64)
+	return l, nil
+}
+
+// Totals are the gateway's running totals.
+type Totals struct {
+	Charges, ChargedCents, Refunds, RefundedCents int64
+}
+
+// Totals reads the gateway's running totals.
+func (g *Gateway) Totals(ctx context.Context) (Totals, error) {
+	h, err := g.rdb.HGetAll(ctx, g.totalsKey()).Result()
+	if err != nil {
+		return Totals{}, fmt.Errorf("read totals: %w", err)
+	}
+	var t Totals
+	t.Charges, _ = strconv.ParseInt(h["charges"], 10, 64)
+	t.ChargedCents, _ = strconv.ParseInt(h["charged_cents"], 10, 64)
+	t.Refunds, _ = strconv.ParseInt(h["refunds"], 10, 64)
+	t.RefundedCents, _ = strconv.ParseInt(h["refunded_cents"], 10, 64)
+	return t, nil
+}

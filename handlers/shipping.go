@@ -1,0 +1,44 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// Shipping is the shipping service's data: one shipment record per saga.
+type Shipping struct {
+	rdb  redis.UniversalClient
+	ks   streams.Keyspace
+	opts Options
+}
+
+// NewShipping returns the shipping store.
+func NewShipping(rdb redis.UniversalClient, ks streams.Keyspace, opts Options) *Shipping {
+	return &Shipping{rdb: rdb, ks: ks, opts: opts}
+}
+
+func (s *Shipping) shipmentKey(sagaID string) string {
+	return s.ks.Domain("{shipping}", "shipment", sagaID)
+}
+
+// ship creates a saga's shipment once. Decisions: created (detail: shipment
+// id) or failed (detail: reason).
+func (s *Shipping) ship(ctx context.Context, sagaID string, units int64) (string, string, error) {
+	sleep(ctx, s.opts.ShippingLatency)
+	random := "0"
+	if s.opts.ShippingFailureRate > 0 && rand.Float64() < s.opts.ShippingFailureRate {
+		random = "1"
+	}
+	res, err := shipScript.Run(ctx, s.rdb, []string{s.shipmentKey(sagaID), s.ks.Domain("{shipping}", "totals")},
+		units, s.opts.ShippingMaxUnits, random, "shp-"+uuid.NewString(), s.opts.ttlSeconds()).StringSlice()
+	if err != nil {
+		return "", "", fmt.Errorf("ship: %w", err)
+	}
+	return res[0], res[1], nil
+}

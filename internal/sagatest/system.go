@@ -1,0 +1,253 @@
+package sagatest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/api"
+	"github.com/streamsaga/streamsaga/config"
+	"github.com/streamsaga/streamsaga/internal/redistest"
+	"github.com/streamsaga/streamsaga/streams"
+	"github.com/streamsaga/streamsaga/worker"
+)
+
+// System is one isolated copy of the product on a shared redis-server: its
+// own key prefix, workers and API run in-process through the same Run
+// functions the binaries call.
+type System struct {
+	T       testing.TB
+	Server  *redistest.Server
+	Env     map[string]string
+	RDB     *redis.Client
+	KS      streams.Keyspace
+	Checker *Checker
+	APIURL  string
+	HTTP    *http.Client
+}
+
+// New makes a System with its own prefix. env overrides the defaults
+// (short timeouts so that tests run fast).
+func New(t testing.TB, srv *redistest.Server, env map[string]string) *System {
+	t.Helper()
+	e := map[string]string{
+		"REDIS_URL":      srv.URL(),
+		"SAGA_PREFIX":    redistest.Prefix(),
+		"CLAIM_MIN_IDLE": "500ms",
+		"LOG_LEVEL":      "warn",
+	}
+	for k, v := range env {
+		e[k] = v
+	}
+	cfg := MustConfig(t, e)
+	rdb := srv.Client()
+	t.Cleanup(func() { rdb.Close() })
+	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
+	chk, err := NewChecker(rdb, ks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &System{T: t, Server: srv, Env: e, RDB: rdb, KS: ks, Checker: chk, HTTP: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// MustConfig parses env like the binaries do.
+func MustConfig(t testing.TB, env map[string]string) *config.Config {
+	t.Helper()
+	cfg, err := config.LoadFrom(env)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// Config returns the system's configuration with extra overrides.
+func (s *System) Config(extra map[string]string) *config.Config {
+	e := map[string]string{}
+	for k, v := range s.Env {
+		e[k] = v
+	}
+	for k, v := range extra {
+		e[k] = v
+	}
+	return MustConfig(s.T, e)
+}
+
+// Logger is the logger of in-process parts: errors only, unless
+// SAGATEST_LOG names another level (debug, info, warn).
+func Logger() *slog.Logger {
+	level := slog.LevelError
+	_ = level.UnmarshalText([]byte(os.Getenv("SAGATEST_LOG")))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// StartWorker runs a worker in-process; the returned stop function shuts it
+// down like SIGTERM does and returns Run's error. It also stops at cleanup.
+func (s *System) StartWorker(extra map[string]string) (stop func() error) {
+	cfg := s.Config(extra)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, cfg, Logger()) }()
+	var stopped bool
+	var result error
+	stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			result = <-done
+		}
+		return result
+	}
+	s.T.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// StartAPI serves the API in-process on a free port and sets APIURL.
+func (s *System) StartAPI(extra map[string]string) {
+	cfg := s.Config(extra)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- api.Serve(ctx, ln, cfg, Logger()) }()
+	s.T.Cleanup(func() { cancel(); <-done })
+	s.APIURL = "http://" + ln.Addr().String()
+}
+
+// Do sends a JSON request to the API and decodes a JSON answer into out
+// (when not nil). It returns the status.
+func (s *System) Do(method, path string, body any, header map[string]string, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.APIURL+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := s.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s: %w", data, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// SetStock sets a SKU's stock through the API.
+func (s *System) SetStock(sku string, n int64) {
+	s.T.Helper()
+	code, err := s.Do(http.MethodPut, "/inventory/"+sku, map[string]int64{"available": n}, nil, nil)
+	if err != nil || code != http.StatusOK {
+		s.T.Fatalf("set stock %s: %d %v", sku, code, err)
+	}
+}
+
+// Item is one order line for PlaceOrder.
+type Item struct {
+	SKU            string `json:"sku"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+}
+
+// PlaceOrder posts an order and returns the API's answer.
+func (s *System) PlaceOrder(customer string, items ...Item) (Placed, error) {
+	var out struct {
+		OrderID string `json:"order_id"`
+		SagaID  string `json:"saga_id"`
+		Status  string `json:"status"`
+	}
+	code, err := s.Do(http.MethodPost, "/orders", map[string]any{"customer_id": customer, "items": items}, nil, &out)
+	if err != nil {
+		return Placed{}, err
+	}
+	if code != http.StatusAccepted {
+		return Placed{}, fmt.Errorf("POST /orders: status %d", code)
+	}
+	return Placed{OrderID: out.OrderID, SagaID: out.SagaID}, nil
+}
+
+// WaitFinished waits until every order is in a final state.
+func (s *System) WaitFinished(orders []Placed, timeout time.Duration) {
+	s.T.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := s.Checker.Unfinished(context.Background(), orders)
+		if err != nil {
+			s.T.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.T.Fatalf("%d of %d orders still PENDING after %s", n, len(orders), timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// WaitNoPending waits until no group has pending entries.
+func (s *System) WaitNoPending(timeout time.Duration) {
+	s.T.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		p, err := s.Checker.Pending(context.Background())
+		if err != nil {
+			s.T.Fatal(err)
+		}
+		if len(p) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.T.Fatalf("entries still pending after %s: %v", timeout, p)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// MustCheck runs the invariant checker and fails the test on any problem.
+func (s *System) MustCheck(orders []Placed, initial map[string]int64) *Report {
+	s.T.Helper()
+	r, err := s.Checker.Check(context.Background(), orders, initial)
+	if err != nil {
+		s.T.Fatal(err)
+	}
+	if err := r.Err(); err != nil {
+		s.T.Fatalf("invariants broken:\n%v", err)
+	}
+	return r
+}
+
+// I is an order line.
+func I(sku string, quantity, unitPriceCents int64) Item {
+	return Item{SKU: sku, Quantity: quantity, UnitPriceCents: unitPriceCents}
+}

@@ -1,0 +1,290 @@
+package saga
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// Code is the outcome of a commit.
+type Code string
+
+// Commit outcomes.
+const (
+	// Applied: the transition was committed.
+	Applied Code = "OK"
+	// Stale: the saga's version moved on (a duplicate, a late message or a
+	// zombie worker); the entry was acknowledged and nothing changed.
+	Stale Code = "STALE"
+	// Missing: the saga hash does not exist (expired or never created); the
+	// entry was acknowledged.
+	Missing Code = "MISSING"
+)
+
+// Result is what a commit did.
+type Result struct {
+	Code    Code
+	Version int64
+}
+
+// Transition is what handling one message does to its saga.
+type Transition struct {
+	// Emit is the event to publish; its Effect in the saga's definition says
+	// how the saga changes. Required.
+	Emit string
+	// Data is the published event's data, a JSON object.
+	Data json.RawMessage
+	// StepResult is stored as the result of the step the effect concerns.
+	StepResult json.RawMessage
+	// Reason says why the saga compensates or failed.
+	Reason string
+	// Record fields to set on the saga's record (the order), if any.
+	Record *Record
+}
+
+// Commit applies a transition for the consumed message m: it updates the
+// saga hash, publishes the next event, moves the deadline and acknowledges m,
+// all in one script fenced on the version m was published at.
+func (e *Engine) Commit(ctx context.Context, m *streams.Message, t Transition) (Result, error) {
+	def, ok := e.byEvent[t.Emit]
+	if !ok {
+		return Result{}, fmt.Errorf("commit: event %q belongs to no saga definition", t.Emit)
+	}
+	eff := def.Events[t.Emit]
+	c := e.newCommit(m)
+	c.saga = effectFields(def, eff, t.StepResult, t.Reason)
+	c.status = eff.Status
+	c.emit(t.Emit, t.Data)
+	if t.Record != nil {
+		c.record(t.Record)
+	}
+	return c.run(ctx, e)
+}
+
+// Ack acknowledges m without touching its saga: for consumers that only
+// react to a saga's final event.
+func (e *Engine) Ack(ctx context.Context, m *streams.Message) error {
+	if err := e.rdb.XAck(ctx, m.Stream, m.Group, m.ID).Err(); err != nil {
+		return fmt.Errorf("xack: %w", err)
+	}
+	return nil
+}
+
+// commit gathers the arguments of one run of transition.lua.
+type commit struct {
+	ks         streams.Keyspace
+	m          *streams.Message
+	p          int
+	sagaKey    string
+	expected   int64
+	status     string
+	saga       []any
+	event      []any
+	history    string
+	outStream  string
+	recordKey  string
+	fields     []any
+	dead       []any
+	alert      []any
+	deadAlways bool
+}
+
+func (e *Engine) newCommit(m *streams.Message) *commit {
+	p := m.Partition
+	c := &commit{ks: e.ks, m: m, p: p, sagaKey: e.ks.Saga(p, m.Env.SagaID), expected: m.Env.SagaVersion}
+	c.outStream = e.ks.DeadLetter(p) // a same-slot placeholder when nothing is published
+	c.recordKey = c.sagaKey
+	return c
+}
+
+func (c *commit) emit(typ string, data json.RawMessage) {
+	env := &event.Envelope{
+		EventID: newEventID(), Type: typ, SagaID: c.m.Env.SagaID, SagaMode: c.m.Env.SagaMode,
+		SagaVersion: c.expected + 1, CausationID: c.m.Env.EventID, OccurredAt: time.Now(), Data: data,
+	}
+	c.event = env.Fields()
+	c.history = typ + "|" + env.EventID
+	c.outStream = c.ks.Stream(c.p, typ)
+}
+
+func (c *commit) record(r *Record) {
+	c.recordKey = c.ks.Record(c.p, r.Kind, r.ID)
+	c.fields = mapPairs(r.Fields)
+}
+
+func (c *commit) run(ctx context.Context, e *Engine) (Result, error) {
+	ks := e.ks
+	timeout := e.opts.StepTimeout.Milliseconds()
+	var retention int64
+	switch {
+	case terminal(c.status):
+		timeout = 0
+		retention = int64(e.opts.Retention.Seconds())
+	case c.status == event.StatusFailed:
+		timeout = 0
+	}
+	keys := []string{c.sagaKey, c.m.Stream, ks.Deadlines(c.p), c.outStream, c.recordKey, ks.DeadLetter(c.p), ks.Alerts(c.p)}
+	for _, s := range event.SagaStatuses {
+		keys = append(keys, ks.Index(c.p, s))
+	}
+	always := "0"
+	if c.deadAlways {
+		always = "1"
+	}
+	args := []any{c.m.Group, c.m.ID, c.expected, c.status, timeout, retention, c.history, always}
+	args = appendCounted(args, c.saga)
+	args = appendCounted(args, c.event)
+	args = appendCounted(args, c.fields)
+	args = appendCounted(args, c.dead)
+	args = appendCounted(args, c.alert)
+	res, err := transitionScript.Run(ctx, e.rdb, keys, args...).Slice()
+	if err != nil {
+		return Result{}, fmt.Errorf("commit transition: %w", err)
+	}
+	if len(res) != 2 {
+		return Result{}, fmt.Errorf("commit transition: unexpected reply %v", res)
+	}
+	code, _ := res[0].(string)
+	version, _ := res[1].(int64)
+	r := Result{Code: Code(code), Version: version}
+	switch r.Code {
+	case Applied:
+	case Stale:
+		e.Stats.Stale.Add(1)
+	case Missing:
+		e.Stats.Missing.Add(1)
+	default:
+		return r, fmt.Errorf("commit transition: unexpected code %q", code)
+	}
+	return r, nil
+}
+
+// DeadLetter moves an entry that cannot be handled to the dead-letter
+// stream and acknowledges it. When the entry is the live message of a saga
+// in progress, the saga is sent down its normal compensation path in the
+// same script (its step's Abort event); when a compensation itself is
+// dead-lettered the saga becomes FAILED with an alert. It implements
+// streams.DeadLetterer.
+func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason string) error {
+	dead := deadLetterFields(m, reason)
+	if m.Env == nil {
+		return e.deadLetterOnly(ctx, m, dead)
+	}
+	st, err := e.Get(ctx, m.Env.SagaID)
+	if errors.Is(err, ErrNotFound) {
+		return e.deadLetterOnly(ctx, m, dead)
+	}
+	if err != nil {
+		return err
+	}
+	def := e.defs[st.Type]
+	if def == nil || st.Version != m.Env.SagaVersion || terminal(st.Status) || st.Status == event.StatusFailed {
+		// A duplicate or stale entry: the saga does not wait on it.
+		return e.deadLetterOnly(ctx, m, dead)
+	}
+	c := e.newCommit(m)
+	c.dead = dead
+	c.deadAlways = true
+	why := "dead-lettered " + m.Env.Type + ": " + reason
+	abort := ""
+	k := firstUnfinished(st)
+	if st.Status == event.StatusInProgress && k >= 0 {
+		abort = def.Steps[k].Abort
+	}
+	if abort != "" {
+		data, err := withReason(st.Context, why)
+		if err != nil {
+			return err
+		}
+		c.status = event.StatusCompensating
+		c.saga = []any{stepField(k, "status"), event.StepFailed, "status", c.status, "reason", why,
+			"current_step", strconv.Itoa(max(k-1, 0))}
+		c.emit(abort, data)
+		e.Stats.Aborted.Add(1)
+	} else {
+		c.status = event.StatusFailed
+		c.saga = []any{"status", c.status, "reason", why}
+		c.history = "saga.failed|" + m.ID
+		c.alert = []any{"saga_id", st.SagaID, "type", "saga.failed", "step", m.Env.Type, "error", why}
+		e.Stats.Failed.Add(1)
+	}
+	res, err := c.run(ctx, e)
+	if err != nil {
+		return err
+	}
+	e.Stats.DeadLettered.Add(1)
+	if res.Code == Applied {
+		e.opts.Logger.WarnContext(ctx, "saga aborted by a dead letter", "saga_id", st.SagaID,
+			"event_type", m.Env.Type, "group", m.Group, "status", c.status, "reason", reason)
+	}
+	return nil
+}
+
+func (e *Engine) deadLetterOnly(ctx context.Context, m *streams.Message, dead []any) error {
+	keys := []string{m.Stream, e.ks.DeadLetter(m.Partition)}
+	args := append([]any{m.Group, m.ID}, dead...)
+	if err := deadLetterScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	e.Stats.DeadLettered.Add(1)
+	return nil
+}
+
+// deadLetterFields are the original fields plus where the entry came from and
+// why it is here. Original fields that clash with those names keep an
+// "orig_" prefix, so nothing the producer wrote is lost.
+func deadLetterFields(m *streams.Message, reason string) []any {
+	meta := map[string]string{
+		"group": m.Group, "error": reason, "deliveries": strconv.FormatInt(m.Deliveries, 10),
+		"source_stream": m.Stream, "source_id": m.ID,
+	}
+	out := []any{"group", meta["group"], "error", meta["error"], "deliveries", meta["deliveries"],
+		"source_stream", meta["source_stream"], "source_id", meta["source_id"]}
+	names := make([]string, 0, len(m.Values))
+	for k := range m.Values {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		v := fmt.Sprint(m.Values[k])
+		if _, clash := meta[k]; clash {
+			k = "orig_" + k
+		}
+		out = append(out, k, v)
+	}
+	return out
+}
+
+func firstUnfinished(st *State) int {
+	for i, s := range st.Steps {
+		if s.Status != event.StepCompleted {
+			return i
+		}
+	}
+	return -1
+}
+
+// withReason returns the saga context with "reason" set: abort events carry
+// the context, which holds everything the compensations need.
+func withReason(ctxJSON json.RawMessage, reason string) (json.RawMessage, error) {
+	m := map[string]json.RawMessage{}
+	if len(ctxJSON) > 0 {
+		if err := json.Unmarshal(ctxJSON, &m); err != nil {
+			return nil, fmt.Errorf("saga context: %w", err)
+		}
+	}
+	r, _ := json.Marshal(reason)
+	m["reason"] = r
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("saga context: %w", err)
+	}
+	return out, nil
+}

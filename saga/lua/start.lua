@@ -1,0 +1,66 @@
+-- Starts a saga: its hash, its record (the order), the first event, its
+-- deadline, its status index entry and the Idempotency-Key record, all or
+-- nothing. A retried request with the same key gets the first answer back.
+--
+-- KEYS[1] idempotency record (a hash; touched only when ARGV[1] ~= '')
+-- KEYS[2] saga hash
+-- KEYS[3] record hash
+-- KEYS[4] stream of the first event
+-- KEYS[5] deadlines sorted set
+-- KEYS[6] IN_PROGRESS status index
+-- ARGV[1] request fingerprint ('' when the request has no Idempotency-Key)
+-- ARGV[2] idempotency record TTL, seconds
+-- ARGV[3] step timeout, ms
+-- ARGV[4] saga id
+-- ARGV[5] answer to remember under the key
+-- ARGV[6] history entry of the first event, "<type>|<event id>"
+-- ARGV[7] number of saga field/value pairs, then the pairs,
+--         then the number of record pairs and the pairs,
+--         then the number of event pairs and the pairs
+-- Returns {'OK', answer}, {'DUP', first answer} or {'MISMATCH', first answer}
+-- (the key was used before with another request).
+
+if ARGV[1] ~= '' then
+  local prev = redis.call('HMGET', KEYS[1], 'fingerprint', 'answer')
+  if prev[1] then
+    if prev[1] == ARGV[1] then
+      return {'DUP', prev[2]}
+    end
+    return {'MISMATCH', prev[2]}
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('saga id collision')
+end
+
+local function pairs_at(i)
+  local n = tonumber(ARGV[i])
+  local out = {}
+  for j = i + 1, i + 2 * n do
+    out[#out + 1] = ARGV[j]
+  end
+  return out, i + 2 * n + 1
+end
+local saga, i = pairs_at(7)
+local record, j = pairs_at(i)
+local ev = pairs_at(j)
+
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local deadline = now + tonumber(ARGV[3])
+
+redis.call('HSET', KEYS[2], unpack(saga))
+redis.call('HSET', KEYS[2], 'version', 1, 'created_at', now, 'updated_at', now,
+  'deadline_at', deadline, 'h.1', now .. '|' .. ARGV[6])
+if #record > 0 then
+  redis.call('HSET', KEYS[3], unpack(record))
+  redis.call('HSET', KEYS[3], 'created_at', now, 'updated_at', now)
+end
+redis.call('XADD', KEYS[4], '*', unpack(ev))
+redis.call('ZADD', KEYS[5], deadline, ARGV[4])
+redis.call('ZADD', KEYS[6], now, ARGV[4])
+if ARGV[1] ~= '' then
+  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'answer', ARGV[5])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return {'OK', ARGV[5]}

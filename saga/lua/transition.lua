@@ -1,0 +1,131 @@
+-- Commits one saga transition atomically: the saga hash, the next event or
+-- command, the deadline, the status index, the saga's record, a dead-letter
+-- or alert entry, and the XACK of the consumed entry.
+--
+-- The transition is fenced on the saga's version: it applies only while the
+-- hash still has the version the consumed message was published at. A
+-- duplicate, a stale redelivery or a zombie worker finds the version moved on
+-- and gets STALE: its entry is acknowledged and nothing else is written.
+--
+-- KEYS[1] saga hash
+-- KEYS[2] consumed stream
+-- KEYS[3] deadlines sorted set
+-- KEYS[4] stream of the next event
+-- KEYS[5] record hash (the order)
+-- KEYS[6] dead-letter stream
+-- KEYS[7] alerts stream
+-- KEYS[8..12] status indexes: IN_PROGRESS, COMPENSATING, COMPLETED,
+--             COMPENSATED, FAILED
+-- ARGV[1] group
+-- ARGV[2] consumed entry id ('' = nothing to acknowledge)
+-- ARGV[3] expected saga version
+-- ARGV[4] new saga status ('' = unchanged)
+-- ARGV[5] step timeout, ms; 0 clears the deadline
+-- ARGV[6] retention, seconds; > 0 makes the hash and record expire
+-- ARGV[7] history entry "<type>|<id>" ('' = none)
+-- ARGV[8] '1': write the dead-letter entry even when the fence refuses
+-- ARGV[9] number of saga field/value pairs, then the pairs, then likewise
+--         the event's, the record's, the dead-letter entry's and the
+--         alert's pairs
+-- Returns {code, version}: 'OK' with the new version, 'STALE' with the
+-- current one, 'MISSING' with 0 when there is no saga hash.
+
+local function pairs_at(i)
+  local n = tonumber(ARGV[i])
+  local out = {}
+  for j = i + 1, i + 2 * n do
+    out[#out + 1] = ARGV[j]
+  end
+  return out, i + 2 * n + 1
+end
+local saga, i = pairs_at(9)
+local ev, j = pairs_at(i)
+local record, k = pairs_at(j)
+local dead, l = pairs_at(k)
+local alert = pairs_at(l)
+
+local indexes = {IN_PROGRESS = 8, COMPENSATING = 9, COMPLETED = 10, COMPENSATED = 11, FAILED = 12}
+local status_to = ARGV[4]
+if status_to ~= '' and not indexes[status_to] then
+  return redis.error_reply('unknown status ' .. status_to)
+end
+
+local function ack()
+  if ARGV[2] ~= '' then
+    redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+  end
+end
+
+local cur = redis.call('HMGET', KEYS[1], 'version', 'status')
+if not cur[1] then
+  if ARGV[8] == '1' and #dead > 0 then
+    redis.call('XADD', KEYS[6], '*', unpack(dead))
+  end
+  ack()
+  return {'MISSING', 0}
+end
+local version = tonumber(cur[1])
+if version ~= tonumber(ARGV[3]) then
+  if ARGV[8] == '1' and #dead > 0 then
+    redis.call('XADD', KEYS[6], '*', unpack(dead))
+  end
+  ack()
+  return {'STALE', version}
+end
+
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local new_version = version + 1
+
+if #saga > 0 then
+  redis.call('HSET', KEYS[1], unpack(saga))
+end
+redis.call('HSET', KEYS[1], 'version', new_version, 'updated_at', now)
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[1], 'h.' .. new_version, now .. '|' .. ARGV[7])
+end
+if #ev > 0 then
+  redis.call('XADD', KEYS[4], '*', unpack(ev))
+end
+if #record > 0 then
+  redis.call('HSET', KEYS[5], unpack(record))
+  redis.call('HSET', KEYS[5], 'updated_at', now)
+end
+if #dead > 0 then
+  redis.call('XADD', KEYS[6], '*', unpack(dead))
+end
+if #alert > 0 then
+  redis.call('XADD', KEYS[7], '*', unpack(alert))
+end
+
+local saga_id = redis.call('HGET', KEYS[1], 'saga_id')
+local timeout = tonumber(ARGV[5])
+if timeout > 0 then
+  redis.call('ZADD', KEYS[3], now + timeout, saga_id)
+  redis.call('HSET', KEYS[1], 'deadline_at', now + timeout)
+else
+  redis.call('ZREM', KEYS[3], saga_id)
+  redis.call('HDEL', KEYS[1], 'deadline_at')
+end
+
+if status_to ~= '' and status_to ~= cur[2] then
+  if cur[2] and indexes[cur[2]] then
+    redis.call('ZREM', KEYS[indexes[cur[2]]], saga_id)
+  end
+  redis.call('ZADD', KEYS[indexes[status_to]], now, saga_id)
+end
+
+local retention = tonumber(ARGV[6])
+if retention > 0 then
+  redis.call('EXPIRE', KEYS[1], retention)
+  if redis.call('EXISTS', KEYS[5]) == 1 then
+    redis.call('EXPIRE', KEYS[5], retention)
+  end
+  -- Index entries of sagas whose hash has expired go too, so the index
+  -- stays bounded without a sweeper of its own.
+  if status_to ~= '' then
+    redis.call('ZREMRANGEBYSCORE', KEYS[indexes[status_to]], '-inf', now - retention * 1000)
+  end
+end
+ack()
+return {'OK', new_version}

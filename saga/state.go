@@ -1,0 +1,170 @@
+package saga
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// State is a saga as GET /sagas/{id} shows it: the design notes' SagaState
+// plus its mode, reason, deadline, version and history.
+type State struct {
+	SagaID      string          `json:"sagaId"`
+	Type        string          `json:"type"`
+	Mode        string          `json:"mode"`
+	CurrentStep int             `json:"currentStep"`
+	Status      string          `json:"status"`
+	Reason      string          `json:"reason,omitempty"`
+	Context     json.RawMessage `json:"context"`
+	Steps       []StepState     `json:"steps"`
+	CreatedAt   time.Time       `json:"createdAt"`
+	UpdatedAt   time.Time       `json:"updatedAt"`
+	DeadlineAt  *time.Time      `json:"deadlineAt,omitempty"`
+	Version     int64           `json:"version"`
+	History     []HistoryEntry  `json:"history"`
+}
+
+// StepState is one step of a saga.
+type StepState struct {
+	Name   string          `json:"name"`
+	Status string          `json:"status"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// HistoryEntry is one message a saga's transitions published, in order.
+type HistoryEntry struct {
+	Version int64     `json:"version"`
+	At      time.Time `json:"at"`
+	Type    string    `json:"type"`
+	ID      string    `json:"id"`
+}
+
+// Get reads one saga.
+func (e *Engine) Get(ctx context.Context, sagaID string) (*State, error) {
+	h, err := e.rdb.HGetAll(ctx, e.ks.Saga(e.ks.PartitionOf(sagaID), sagaID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read saga: %w", err)
+	}
+	if len(h) == 0 {
+		return nil, ErrNotFound
+	}
+	return parseState(h), nil
+}
+
+// Status reads only a saga's status.
+func (e *Engine) Status(ctx context.Context, sagaID string) (string, error) {
+	s, err := e.rdb.HGet(ctx, e.ks.Saga(e.ks.PartitionOf(sagaID), sagaID), "status").Result()
+	if err == redis.Nil {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("read saga status: %w", err)
+	}
+	return s, nil
+}
+
+// List returns up to limit sagas in the given statuses, most recently
+// updated first.
+func (e *Engine) List(ctx context.Context, statuses []string, limit int) ([]*State, error) {
+	type cand struct {
+		id    string
+		score float64
+	}
+	var cands []cand
+	pipe := e.rdb.Pipeline()
+	var ranges []*redis.ZSliceCmd
+	for p := range e.ks.Partitions {
+		for _, status := range statuses {
+			ranges = append(ranges, pipe.ZRevRangeWithScores(ctx, e.ks.Index(p, status), 0, int64(limit)-1))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("list sagas: %w", err)
+	}
+	for _, r := range ranges {
+		for _, z := range r.Val() {
+			id, _ := z.Member.(string)
+			cands = append(cands, cand{id, z.Score})
+		}
+	}
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
+	if len(cands) > limit {
+		cands = cands[:limit]
+	}
+	pipe = e.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(cands))
+	for i, c := range cands {
+		cmds[i] = pipe.HGetAll(ctx, e.ks.Saga(e.ks.PartitionOf(c.id), c.id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("list sagas: %w", err)
+	}
+	out := make([]*State, 0, len(cands))
+	for _, c := range cmds {
+		if h := c.Val(); len(h) > 0 {
+			out = append(out, parseState(h))
+		}
+	}
+	return out, nil
+}
+
+func parseState(h map[string]string) *State {
+	st := &State{
+		SagaID: h["saga_id"], Type: h["type"], Mode: h["mode"], Status: h["status"], Reason: h["reason"],
+		Context: json.RawMessage(h["context"]), History: []HistoryEntry{},
+	}
+	if len(st.Context) == 0 {
+		st.Context = json.RawMessage("{}")
+	}
+	st.CurrentStep, _ = strconv.Atoi(h["current_step"])
+	st.Version, _ = strconv.ParseInt(h["version"], 10, 64)
+	st.CreatedAt = msTime(h["created_at"])
+	st.UpdatedAt = msTime(h["updated_at"])
+	if d, ok := h["deadline_at"]; ok {
+		t := msTime(d)
+		st.DeadlineAt = &t
+	}
+	for i := 0; ; i++ {
+		name, ok := h[stepField(i, "name")]
+		if !ok {
+			break
+		}
+		s := StepState{Name: name, Status: h[stepField(i, "status")]}
+		if r := h[stepField(i, "result")]; r != "" {
+			s.Result = json.RawMessage(r)
+		}
+		st.Steps = append(st.Steps, s)
+	}
+	for k, v := range h {
+		n, ok := strings.CutPrefix(k, "h.")
+		if !ok {
+			continue
+		}
+		version, err := strconv.ParseInt(n, 10, 64)
+		if err != nil {
+			continue
+		}
+		parts := strings.SplitN(v, "|", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		st.History = append(st.History, HistoryEntry{Version: version, At: msTime(parts[0]), Type: parts[1], ID: parts[2]})
+	}
+	slices.SortFunc(st.History, func(a, b HistoryEntry) int { return cmp.Compare(a.Version, b.Version) })
+	return st
+}
+
+func msTime(s string) time.Time {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}

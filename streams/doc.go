@@ -1,0 +1,9 @@
+// Package streams is streamsaga's Redis Streams transport: key names, the
+// consumer-group runner (batched XREADGROUP on a client of its own, bounded
+// concurrency, XAUTOCLAIM reclaim), dead-letter hand-off and safe trimming.
+//
+// It knows nothing about sagas or the order domain: a Handler commits what it
+// consumed (the saga engine does that with one atomic script), and a
+// DeadLetterer decides what happens to poison. It imports only the event
+// vocabulary and go-redis.
+package streams

@@ -1,0 +1,97 @@
+package streams
+
+import (
+	"fmt"
+	"hash/crc32"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// Keyspace builds every key name in one place. Keys of one saga share the
+// partition hash tag {N}, so one script can touch them all on Redis Cluster.
+type Keyspace struct {
+	Prefix     string
+	Partitions int
+}
+
+// NewKeyspace returns a Keyspace; partitions below 1 count as 1.
+func NewKeyspace(prefix string, partitions int) Keyspace {
+	if partitions < 1 {
+		partitions = 1
+	}
+	return Keyspace{Prefix: prefix, Partitions: partitions}
+}
+
+// PartitionOf is the stable partition of a saga or order id.
+func (k Keyspace) PartitionOf(id string) int {
+	return int(crc32.ChecksumIEEE([]byte(id)) % uint32(k.Partitions))
+}
+
+// NewID returns a UUIDv7 whose partition is p, so that ids created together
+// (an order and its saga, an Idempotency-Key's records) share one slot.
+func (k Keyspace) NewID(p int) (string, error) {
+	for {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return "", fmt.Errorf("new uuid: %w", err)
+		}
+		s := id.String()
+		if k.PartitionOf(s) == p {
+			return s, nil
+		}
+	}
+}
+
+func (k Keyspace) base(p int) string {
+	return k.Prefix + ":{" + strconv.Itoa(p) + "}:"
+}
+
+// Stream is the stream of one event or command type.
+func (k Keyspace) Stream(p int, typ string) string { return k.base(p) + typ }
+
+// Saga is a saga's state hash.
+func (k Keyspace) Saga(p int, sagaID string) string { return k.base(p) + "saga:" + sagaID }
+
+// Record is a domain record kept in the saga's slot (the order).
+func (k Keyspace) Record(p int, kind, id string) string { return k.base(p) + kind + ":" + id }
+
+// Idempotency is the record of an API Idempotency-Key, by its digest.
+func (k Keyspace) Idempotency(p int, digest string) string { return k.base(p) + "idem:" + digest }
+
+// Index is the sorted set of the sagas in one status, scored by update time.
+func (k Keyspace) Index(p int, status string) string { return k.base(p) + "index:" + status }
+
+// Deadlines is the sorted set of saga ids scored by their step deadline.
+func (k Keyspace) Deadlines(p int) string { return k.base(p) + "deadlines" }
+
+// DeadLetter is the partition's dead-letter stream.
+func (k Keyspace) DeadLetter(p int) string { return k.base(p) + "deadletter" }
+
+// Alerts is the partition's stream of problems an operator must look at.
+func (k Keyspace) Alerts(p int) string { return k.base(p) + "alerts" }
+
+// Domain is a key of a service's own data, outside the saga partitions:
+// Domain("inventory", "available") is "saga:inventory:available".
+func (k Keyspace) Domain(parts ...string) string {
+	return k.Prefix + ":" + strings.Join(parts, ":")
+}
+
+// PartitionOfKey returns the partition of a key built by this Keyspace, or
+// -1 when it has none.
+func (k Keyspace) PartitionOfKey(key string) int {
+	rest, ok := strings.CutPrefix(key, k.Prefix+":{")
+	if !ok {
+		return -1
+	}
+	end := strings.IndexByte(rest, '}')
+	if end < 0 {
+		return -1
+	}
+	p, err := strconv.Atoi(rest[:end])
+	if err != nil {
+		return -1
+	}
+	return p
+}

@@ -1,0 +1,154 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamsaga/streamsaga/config"
+	"github.com/streamsaga/streamsaga/handlers"
+	"github.com/streamsaga/streamsaga/saga"
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// ConsumerName is <hostname>-<pid>-<short random>: unique per process and
+// still telling an operator where a pending entry sits.
+func ConsumerName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "worker"
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// Run runs a worker until ctx is cancelled, then shuts down cleanly.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	consumer := ConsumerName()
+	log = log.With("consumer", consumer)
+	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: cfg.Concurrency + 16, Name: consumer})
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
+	subs, err := subscriptions(ks, cfg.Services)
+	if err != nil {
+		return err
+	}
+	// One blocking connection per subscription, plus slack for reconnects.
+	reader, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: len(subs.run) + 4, Name: consumer + "-reader"})
+	if err != nil {
+		return err
+	}
+	defer reader.Close()
+
+	engine, err := saga.New(rdb, ks, saga.Options{
+		StepTimeout: cfg.StepTimeout, Retention: cfg.SagaRetention, IdempotencyTTL: cfg.IdempotencyTTL, Logger: log,
+	}, handlers.OrderSaga())
+	if err != nil {
+		return err
+	}
+	if err := waitForRedis(ctx, rdb, log, func(ctx context.Context) error {
+		if err := engine.LoadScripts(ctx); err != nil {
+			return err
+		}
+		if err := handlers.LoadScripts(ctx, rdb); err != nil {
+			return err
+		}
+		return streams.EnsureGroups(ctx, rdb, subs.all)
+	}); err != nil {
+		return err
+	}
+	services := handlers.NewServices(rdb, engine, DomainOptions(cfg), log)
+	runner := streams.NewRunner(rdb, reader, subs.run, services, engine, streams.RunnerOptions{
+		Consumer: consumer, Concurrency: cfg.Concurrency, ReadCount: cfg.ReadCount,
+		ClaimMinIdle: cfg.ClaimMinIdle, MaxDeliveries: cfg.MaxDeliveries, Logger: log,
+	})
+	var all []string
+	for p := range ks.Partitions {
+		for _, typ := range handlers.Streams() {
+			all = append(all, ks.Stream(p, typ))
+		}
+	}
+	trimmer := &streams.Trimmer{RDB: rdb, Streams: all, Retention: cfg.StreamRetention, Logger: log}
+
+	log.InfoContext(ctx, "worker started", "services", cfg.Services, "partitions", ks.Partitions,
+		"redis", config.RedactURL(cfg.RedisURL), "concurrency", cfg.Concurrency)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return runner.Run(gctx) })
+	g.Go(func() error { return trimmer.Run(gctx) })
+	err = g.Wait()
+	st := &engine.Stats
+	log.Info("worker stopped", "stale_refused", st.Stale.Load(), "dead_lettered", st.DeadLettered.Load(),
+		"aborted", st.Aborted.Load(), "failed", st.Failed.Load())
+	return err
+}
+
+// DomainOptions are the order domain's options from the configuration.
+func DomainOptions(cfg *config.Config) handlers.Options {
+	return handlers.Options{
+		PaymentLimitCents: cfg.PaymentLimitCents, ShippingMaxUnits: cfg.ShippingMaxUnits,
+		PaymentFailureRate: cfg.PaymentFailureRate, ShippingFailureRate: cfg.ShippingFailureRate,
+		PaymentLatency: cfg.PaymentLatency, ShippingLatency: cfg.ShippingLatency,
+		RecordTTL: cfg.SagaRetention,
+	}
+}
+
+type subscriptionSet struct {
+	all []streams.Subscription // every group of every service: ensured at start
+	run []streams.Subscription // the groups this worker reads
+}
+
+func subscriptions(ks streams.Keyspace, services []string) (subscriptionSet, error) {
+	var s subscriptionSet
+	groups := handlers.Subscriptions()
+	names := make([]string, 0, len(groups))
+	for g := range groups {
+		names = append(names, g)
+	}
+	slices.Sort(names)
+	for _, group := range names {
+		for p := range ks.Partitions {
+			sub := streams.Subscription{Group: group, Partition: p}
+			for _, typ := range groups[group] {
+				sub.Streams = append(sub.Streams, ks.Stream(p, typ))
+			}
+			s.all = append(s.all, sub)
+			if slices.Contains(services, group) {
+				s.run = append(s.run, sub)
+			}
+		}
+	}
+	return s, nil
+}
+
+// waitForRedis runs setup until it succeeds, retrying while Redis is not
+// reachable yet (a worker may start before Redis does).
+func waitForRedis(ctx context.Context, rdb redis.UniversalClient, log *slog.Logger, setup func(context.Context) error) error {
+	delay := 100 * time.Millisecond
+	for {
+		err := streams.Ping(ctx, rdb)
+		if err == nil {
+			if err = setup(ctx); err == nil {
+				return nil
+			}
+		}
+		log.WarnContext(ctx, "waiting for redis", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for redis: %w", ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
