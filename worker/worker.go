@@ -41,10 +41,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer rdb.Close()
 	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
-	subs, err := subscriptions(ks, cfg.Services)
-	if err != nil {
-		return err
-	}
+	subs := subscriptions(ks, cfg.Services)
 	// One blocking connection per subscription, plus slack for reconnects.
 	reader, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: len(subs.run) + 4, Name: consumer + "-reader"})
 	if err != nil {
@@ -67,6 +64,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		return streams.EnsureGroups(ctx, rdb, subs.all)
 	}); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before Redis came up: a clean stop
+		}
 		return err
 	}
 	services := handlers.NewServices(rdb, engine, DomainOptions(cfg), log)
@@ -109,7 +109,7 @@ type subscriptionSet struct {
 	run []streams.Subscription // the groups this worker reads
 }
 
-func subscriptions(ks streams.Keyspace, services []string) (subscriptionSet, error) {
+func subscriptions(ks streams.Keyspace, services []string) subscriptionSet {
 	var s subscriptionSet
 	groups := handlers.Subscriptions()
 	names := make([]string, 0, len(groups))
@@ -129,7 +129,7 @@ func subscriptions(ks streams.Keyspace, services []string) (subscriptionSet, err
 			}
 		}
 	}
-	return s, nil
+	return s
 }
 
 // waitForRedis runs setup until it succeeds, retrying while Redis is not
