@@ -94,3 +94,36 @@ func TestFourPaths(t *testing.T) {
 		t.Errorf("shipment-failed ledger %+v", l)
 	}
 }
+
+// The chaos knobs decline charges and fail shipments at random; each such
+// saga compensates, and stock and money still balance.
+func TestRandomFailuresCompensate(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, nil)
+	s.StartAPI(nil)
+	s.StartWorker(map[string]string{"PAYMENT_FAILURE_RATE": "0.3", "SHIPPING_FAILURE_RATE": "0.3"})
+	initial := map[string]int64{"sku-a": 1000}
+	s.SetStock("sku-a", initial["sku-a"])
+	var placed []sagatest.Placed
+	for range 60 {
+		o, err := s.PlaceOrder("c-chaos", sagatest.I("sku-a", 2, 300))
+		if err != nil {
+			t.Fatal(err)
+		}
+		placed = append(placed, o)
+	}
+	s.WaitFinished(placed, 20*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	r := s.MustCheck(placed, initial)
+	if r.ByStatus[event.OrderStatusCompleted] == 0 || r.ByStatus[event.OrderStatusCancelled] == 0 {
+		t.Fatalf("60 orders at 30%% failure rates: %v", r.ByStatus)
+	}
+	reasons := map[string]bool{}
+	for _, o := range placed {
+		v, _ := s.Checker.Orders.Get(context.Background(), o.OrderID)
+		reasons[v.Reason] = true
+	}
+	if !reasons["payment declined: declined by the gateway"] || !reasons["shipment failed: carrier refused the shipment"] {
+		t.Errorf("reasons %v lack a random decline or a random shipment failure", reasons)
+	}
+}

@@ -251,3 +251,28 @@ func (s *System) MustCheck(orders []Placed, initial map[string]int64) *Report {
 func I(sku string, quantity, unitPriceCents int64) Item {
 	return Item{SKU: sku, Quantity: quantity, UnitPriceCents: unitPriceCents}
 }
+
+// PlaceOrderRetrying posts an order with an Idempotency-Key and retries
+// while the outcome is unknown (a transport error or a 503), as a careful
+// client does. It returns the order once the API acknowledged it, and how
+// many attempts went unanswered before that.
+func (s *System) PlaceOrderRetrying(key string, deadline time.Time, items ...Item) (Placed, int, error) {
+	var out struct {
+		OrderID string `json:"order_id"`
+		SagaID  string `json:"saga_id"`
+	}
+	body := map[string]any{"customer_id": "c-retry", "items": items}
+	for failed := 0; ; failed++ {
+		code, err := s.Do(http.MethodPost, "/orders", body, map[string]string{"Idempotency-Key": key}, &out)
+		if err == nil && code == http.StatusAccepted {
+			return Placed{OrderID: out.OrderID, SagaID: out.SagaID}, failed, nil
+		}
+		if err == nil && code != http.StatusServiceUnavailable {
+			return Placed{}, failed, fmt.Errorf("POST /orders: status %d", code)
+		}
+		if time.Now().After(deadline) {
+			return Placed{}, failed, fmt.Errorf("POST /orders: no answer before the deadline (last: %d %v)", code, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
