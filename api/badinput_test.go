@@ -105,6 +105,8 @@ func TestBadRequestsWriteNothing(t *testing.T) {
 		{name: "status field", body: `{"customer_id":"c-1","status":"COMPLETED","items":[{"sku":"a","quantity":1,"unit_price_cents":1}]}`, status: 400, code: "unknown_field"},
 		{name: "unknown item field", body: withItem(`{"sku":"a","quantity":1,"unit_price_cents":1,"discount":5}`), status: 400, code: "unknown_field"},
 		{name: "duplicate key", body: `{"customer_id":"c-1","customer_id":"c-2","items":[{"sku":"a","quantity":1,"unit_price_cents":1}]}`, status: 400, code: "duplicate_field"},
+		{name: "case-variant duplicate", body: `{"customer_id":"c","items":[{"sku":"a","quantity":1,"unit_price_cents":5}],"ITEMS":[{"sku":"b"}]}`, status: 400, code: "unknown_field"},
+		{name: "mixed-case field", body: `{"Customer_ID":"c-1","items":[{"sku":"a","quantity":1,"unit_price_cents":1}]}`, status: 400, code: "unknown_field"},
 		{name: "duplicate item key", body: withItem(`{"sku":"a","quantity":1,"quantity":9,"unit_price_cents":1}`), status: 400, code: "duplicate_field"},
 		{name: "trailing object", body: good + good, status: 400, code: "invalid_json"},
 		{name: "trailing garbage", body: good + " garbage", status: 400, code: "invalid_json"},

@@ -77,8 +77,8 @@ func kindName(k string) string {
 }
 
 // checkJSON walks the body's tokens once: it must be a single JSON object,
-// at most maxDepth deep, with no key repeated in any object (encoding/json
-// silently keeps the last one) and nothing after it.
+// at most maxDepth deep, with lower-case keys, no key repeated in any object
+// (encoding/json silently keeps the last one) and nothing after it.
 func checkJSON(body []byte) *requestError {
 	invalid := badRequest("invalid_json", "", "the body is not valid JSON")
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -119,6 +119,12 @@ func checkJSON(body []byte) *requestError {
 				continue
 			}
 			key, _ := tok.(string)
+			if key != strings.ToLower(key) {
+				// encoding/json matches field names case-insensitively, so
+				// "ITEMS" would merge into "items": every field of this API
+				// is lower case, and only that spelling is accepted.
+				return badRequest("unknown_field", key, fmt.Sprintf("unknown field %q (field names are lower case)", key))
+			}
 			if _, dup := top.keys[key]; dup {
 				return badRequest("duplicate_field", key, fmt.Sprintf("field %q appears twice", key))
 			}

@@ -38,10 +38,7 @@ func TestBadConfigExits2(t *testing.T) {
 // The API binary stops on SIGTERM with exit 0.
 func TestAPISIGTERM(t *testing.T) {
 	p := start(t, "api", map[string]string{"REDIS_URL": srv.URL(), "HTTP_ADDR": "127.0.0.1:0"})
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(p.output(), "api listening") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.waitFor(t, "api listening")
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(10 * time.Second); code != 0 {
 		t.Fatalf("api exit %d after SIGTERM", code)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -84,6 +85,18 @@ func start(t *testing.T, name string, env map[string]string) *proc {
 
 // output is what the process wrote to stderr so far.
 func (p *proc) output() string { return p.stderr.String() }
+
+// waitFor waits until the process has written s to stderr.
+func (p *proc) waitFor(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.output(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process did not log %q within 10s", s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 func (p *proc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
 

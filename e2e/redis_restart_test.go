@@ -24,8 +24,9 @@ func TestRedisSIGKILLWithAOFAlwaysLosesNoAcknowledgedOrder(t *testing.T) {
 	s.StartAPI(nil)
 	initial := map[string]int64{"sku-a": 100000}
 	s.SetStock("sku-a", initial["sku-a"])
-	start(t, "worker", workerEnv(s, map[string]string{"PAYMENT_LATENCY": "5ms"}))
-	start(t, "worker", workerEnv(s, map[string]string{"PAYMENT_LATENCY": "5ms"}))
+	for range 2 {
+		start(t, "worker", workerEnv(s, map[string]string{"PAYMENT_LATENCY": "5ms"})).waitFor(t, "worker started")
+	}
 
 	const n = 150
 	var mu sync.Mutex

@@ -64,6 +64,7 @@ func workerEnv(s *sagatest.System, extra map[string]string) map[string]string {
 	for k, v := range s.Env {
 		env[k] = v
 	}
+	env["LOG_LEVEL"] = "info" // the tests wait for "worker started"
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -84,6 +85,8 @@ func TestWorkerSIGKILLUnderLoad(t *testing.T) {
 	env := workerEnv(s, map[string]string{"PAYMENT_LATENCY": "20ms", "SHIPPING_LATENCY": "10ms"})
 	victim := start(t, "worker", env)
 	survivor := start(t, "worker", env)
+	victim.waitFor(t, "worker started")
+	survivor.waitFor(t, "worker started")
 	var killedWithPending int64
 	placed := placeLoad(t, s, 240, func() {
 		time.Sleep(100 * time.Millisecond)
@@ -120,7 +123,8 @@ func TestWorkerSIGTERMDrains(t *testing.T) {
 	for sku, n := range initial {
 		s.SetStock(sku, n)
 	}
-	w := start(t, "worker", workerEnv(s, map[string]string{"PAYMENT_LATENCY": "30ms", "LOG_LEVEL": "info"}))
+	w := start(t, "worker", workerEnv(s, map[string]string{"PAYMENT_LATENCY": "30ms"}))
+	w.waitFor(t, "worker started")
 	placed := placeLoad(t, s, 120, func() { w.signal(syscall.SIGTERM) })
 	began := time.Now()
 	if code := w.wait(10 * time.Second); code != 0 {

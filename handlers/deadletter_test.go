@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +164,87 @@ func TestFailingCompensationEndsFailedWithAlert(t *testing.T) {
 		t.Errorf("FAILED index: %v %v", failed, err)
 	}
 	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
+}
+
+// A poison entry with thousands of fields is dead-lettered with a bounded
+// copy, and nothing stays pending.
+func TestHugePoisonEntryIsDeadLetteredBounded(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, nil)
+	s.StartAPI(nil)
+	s.StartWorker(nil)
+	ctx := context.Background()
+	values := map[string]any{}
+	for i := range 5000 {
+		values[fmt.Sprintf("f%05d", i)] = strings.Repeat("x", 10)
+	}
+	values["big"] = strings.Repeat("y", 1<<20)
+	if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.Stream(0, event.OrderCreated), Values: values}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.SetStock("sku-a", 5)
+	o, err := s.PlaceOrder("c-1", sagatest.I("sku-a", 1, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	dl := deadLetters(t, s)
+	if len(dl) != 1 || dl[0].Values["truncated"] == nil || len(dl[0].Values) > 64 {
+		t.Fatalf("dead letter of a huge entry: %d entries, %d fields", len(dl), len(dl[0].Values))
+	}
+}
+
+// An undecodable entry that still names its saga and version is that saga's
+// live message: the saga is compensated instead of waiting forever. An entry
+// deleted while pending raises an alert.
+func TestUndecodableLiveEntryAndLostEntry(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, nil)
+	s.StartAPI(nil)
+	stopFirst := s.StartWorker(map[string]string{"WORKER_SERVICES": "order,inventory,shipping"})
+	s.SetStock("sku-a", 10)
+	ctx := context.Background()
+	stream := s.KS.Stream(0, event.OrderCreated)
+	var placed []sagatest.Placed
+	for range 2 {
+		o, err := s.PlaceOrder("c-1", sagatest.I("sku-a", 1, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		placed = append(placed, o)
+	}
+	msgs, err := s.RDB.XRange(ctx, stream, "-", "+").Result()
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("order.created: %v %v", msgs, err)
+	}
+	// The first saga's event becomes undecodable (its time is garbage).
+	v := msgs[0].Values
+	v[event.FieldOccurredAt] = "garbage"
+	s.RDB.XDel(ctx, stream, msgs[0].ID)
+	s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: v})
+	// The second's is read by a consumer that dies, then trimmed away.
+	if err := s.RDB.XReadGroup(ctx, &redis.XReadGroupArgs{Group: event.ServicePayment, Consumer: "dead", Streams: []string{stream, ">"}, Count: 1}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.RDB.XDel(ctx, stream, msgs[1].ID)
+	_ = stopFirst()
+	s.StartWorker(nil)
+	s.WaitFinished(placed[:1], 10*time.Second)
+	st, _ := s.Checker.Engine.Get(ctx, placed[0].SagaID)
+	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered") {
+		t.Errorf("saga with an undecodable live event: %s %q", st.Status, st.Reason)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		alerts, _ := s.RDB.XRange(ctx, s.KS.Alerts(0), "-", "+").Result()
+		if len(alerts) == 1 && alerts[0].Values["type"] == "entry.lost" && alerts[0].Values["source_id"] == msgs[1].ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no entry.lost alert: %v", alerts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.WaitNoPending(5 * time.Second)
 }

@@ -48,11 +48,17 @@ func OrderSaga() *saga.Definition {
 // Subscriptions maps each service (consumer group) to the event types it
 // consumes. Every worker creates all of these groups, whatever services it
 // runs, so that events wait for a service that is not running yet.
+//
+// Besides the choreography of SPEC section 4, payment, inventory and
+// shipping also consume order.completed, to finalise their own records of a
+// completed saga (reserved units leave the stock; the live charge,
+// reservation and shipment records get their TTL). Records of a saga that
+// is still running never expire, so a compensation never finds one gone.
 func Subscriptions() map[string][]string {
 	return map[string][]string{
-		event.ServicePayment:   {event.OrderCreated, event.StockInsufficient, event.StockReleased},
+		event.ServicePayment:   {event.OrderCreated, event.StockInsufficient, event.StockReleased, event.OrderCompleted},
 		event.ServiceInventory: {event.PaymentCompleted, event.ShipmentFailed, event.OrderCompleted},
-		event.ServiceShipping:  {event.StockReserved},
+		event.ServiceShipping:  {event.StockReserved, event.OrderCompleted},
 		event.ServiceOrder:     {event.PaymentFailed, event.ShipmentCreated, event.PaymentRefunded},
 	}
 }

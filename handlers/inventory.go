@@ -87,7 +87,7 @@ func (inv *Inventory) release(ctx context.Context, sagaID string) (string, error
 
 // consume turns a completed saga's reservation into shipped units.
 func (inv *Inventory) consume(ctx context.Context, sagaID string) (string, error) {
-	res, err := consumeScript.Run(ctx, inv.rdb, []string{inv.reservedKey(), inv.reservationKey(sagaID)}).Text()
+	res, err := consumeScript.Run(ctx, inv.rdb, []string{inv.reservedKey(), inv.reservationKey(sagaID)}, inv.ttl).Text()
 	if err != nil {
 		return "", fmt.Errorf("consume reservation: %w", err)
 	}

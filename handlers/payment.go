@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -57,6 +58,14 @@ func (g *Gateway) refund(ctx context.Context, sagaID string) (string, int64, err
 	}
 	cents, _ := strconv.ParseInt(res[1], 10, 64)
 	return res[0], cents, nil
+}
+
+// settle lets a completed saga's ledger expire: the charge is final.
+func (g *Gateway) settle(ctx context.Context, sagaID string) error {
+	if err := g.rdb.Expire(ctx, g.ledgerKey(sagaID), time.Duration(g.opts.ttlSeconds())*time.Second).Err(); err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	return nil
 }
 
 // Ledger is one saga's charges and refunds.

@@ -65,6 +65,14 @@ func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 	if react == nil {
 		return streams.Permanent(fmt.Errorf("group %s does not handle %s", m.Group, env.Type))
 	}
+	// A message its saga has moved past (a duplicate, a late redelivery, a
+	// replay after the saga expired) gets no effect at all: acknowledged
+	// here, before any charge or reservation. The barriers in each service
+	// and the fence in the commit cover the races this check cannot.
+	live, err := s.engine.Live(ctx, m)
+	if err != nil || !live {
+		return err
+	}
 	return react(ctx, m, &d)
 }
 
@@ -82,6 +90,10 @@ func (s *Services) reaction(group, typ string) reaction {
 		return s.consume
 	case event.ServiceShipping + "/" + event.StockReserved:
 		return s.ship
+	case event.ServicePayment + "/" + event.OrderCompleted:
+		return s.settle
+	case event.ServiceShipping + "/" + event.OrderCompleted:
+		return s.closeShipment
 	case event.ServiceOrder + "/" + event.ShipmentCreated:
 		return s.complete
 	case event.ServiceOrder + "/" + event.PaymentFailed, event.ServiceOrder + "/" + event.PaymentRefunded:
@@ -166,6 +178,24 @@ func (s *Services) release(ctx context.Context, m *streams.Message, d *event.Ord
 // turns the reservation into shipped units and acknowledges.
 func (s *Services) consume(ctx context.Context, m *streams.Message, _ *event.OrderData) error {
 	if _, err := s.inventory.consume(ctx, m.Env.SagaID); err != nil {
+		return err
+	}
+	return s.engine.Ack(ctx, m)
+}
+
+// settle is not a saga step: the saga is COMPLETED; payment lets the
+// charge's ledger expire.
+func (s *Services) settle(ctx context.Context, m *streams.Message, _ *event.OrderData) error {
+	if err := s.gateway.settle(ctx, m.Env.SagaID); err != nil {
+		return err
+	}
+	return s.engine.Ack(ctx, m)
+}
+
+// closeShipment is not a saga step: shipping lets the shipment record of a
+// completed saga expire.
+func (s *Services) closeShipment(ctx context.Context, m *streams.Message, _ *event.OrderData) error {
+	if err := s.shipping.close(ctx, m.Env.SagaID); err != nil {
 		return err
 	}
 	return s.engine.Ack(ctx, m)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -25,6 +26,14 @@ func NewShipping(rdb redis.UniversalClient, ks streams.Keyspace, opts Options) *
 
 func (s *Shipping) shipmentKey(sagaID string) string {
 	return s.ks.Domain("{shipping}", "shipment", sagaID)
+}
+
+// close lets a completed saga's shipment record expire.
+func (s *Shipping) close(ctx context.Context, sagaID string) error {
+	if err := s.rdb.Expire(ctx, s.shipmentKey(sagaID), time.Duration(s.opts.ttlSeconds())*time.Second).Err(); err != nil {
+		return fmt.Errorf("close shipment: %w", err)
+	}
+	return nil
 }
 
 // ship creates a saga's shipment once. Decisions: created (detail: shipment

@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/streams"
 )
@@ -66,6 +69,25 @@ func (e *Engine) Commit(ctx context.Context, m *streams.Message, t Transition) (
 		c.record(t.Record)
 	}
 	return c.run(ctx, e)
+}
+
+// Live reports whether m is its saga's current message: the saga exists and
+// still has the version m was published at. When it is not, Live
+// acknowledges m (a duplicate or stale delivery has nothing left to do) and
+// counts it.
+func (e *Engine) Live(ctx context.Context, m *streams.Message) (bool, error) {
+	v, err := e.rdb.HGet(ctx, e.ks.Saga(m.Partition, m.Env.SagaID), "version").Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+		e.Stats.Missing.Add(1)
+	case err != nil:
+		return false, fmt.Errorf("read saga version: %w", err)
+	case v == m.Env.SagaVersion:
+		return true, nil
+	default:
+		e.Stats.Stale.Add(1)
+	}
+	return false, e.Ack(ctx, m)
 }
 
 // Ack acknowledges m without touching its saga: for consumers that only
@@ -174,12 +196,26 @@ func (c *commit) run(ctx context.Context, e *Engine) (Result, error) {
 // streams.DeadLetterer.
 func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason string) error {
 	dead := deadLetterFields(m, reason)
+	if m.Values == nil {
+		// Deleted while pending: nothing says which saga waited on it. The
+		// alert makes the loss visible; the saga's deadline still stands.
+		alert := []any{"type", "entry.lost", "source_stream", m.Stream, "source_id", m.ID, "group", m.Group, "error", reason}
+		return e.deadLetterOnly(ctx, m, dead, alert)
+	}
 	if m.Env == nil {
-		return e.deadLetterOnly(ctx, m, dead)
+		env, ok := rawRef(m.Values)
+		if !ok {
+			return e.deadLetterOnly(ctx, m, dead, nil)
+		}
+		// Undecodable, but it names its saga and version: if it is the
+		// saga's live message the saga must not wait on it forever.
+		cp := *m
+		cp.Env = env
+		m = &cp
 	}
 	st, err := e.Get(ctx, m.Env.SagaID)
 	if errors.Is(err, ErrNotFound) {
-		return e.deadLetterOnly(ctx, m, dead)
+		return e.deadLetterOnly(ctx, m, dead, nil)
 	}
 	if err != nil {
 		return err
@@ -187,7 +223,7 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 	def := e.defs[st.Type]
 	if def == nil || st.Version != m.Env.SagaVersion || terminal(st.Status) || st.Status == event.StatusFailed {
 		// A duplicate or stale entry: the saga does not wait on it.
-		return e.deadLetterOnly(ctx, m, dead)
+		return e.deadLetterOnly(ctx, m, dead, nil)
 	}
 	c := e.newCommit(m)
 	c.dead = dead
@@ -227,9 +263,10 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 	return nil
 }
 
-func (e *Engine) deadLetterOnly(ctx context.Context, m *streams.Message, dead []any) error {
-	keys := []string{m.Stream, e.ks.DeadLetter(m.Partition)}
-	args := append([]any{m.Group, m.ID}, dead...)
+func (e *Engine) deadLetterOnly(ctx context.Context, m *streams.Message, dead, alert []any) error {
+	keys := []string{m.Stream, e.ks.DeadLetter(m.Partition), e.ks.Alerts(m.Partition)}
+	args := append([]any{m.Group, m.ID, len(alert) / 2}, alert...)
+	args = append(args, dead...)
 	if err := deadLetterScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
@@ -237,9 +274,17 @@ func (e *Engine) deadLetterOnly(ctx context.Context, m *streams.Message, dead []
 	return nil
 }
 
+// Bounds on what a dead-letter entry copies from a poison entry, which may
+// be arbitrarily large: Lua's unpack fails past a few thousand values.
+const (
+	maxDeadFields   = 32
+	maxDeadValueLen = 64 << 10
+)
+
 // deadLetterFields are the original fields plus where the entry came from and
 // why it is here. Original fields that clash with those names keep an
-// "orig_" prefix, so nothing the producer wrote is lost.
+// "orig_" prefix. Past maxDeadFields fields or maxDeadValueLen bytes a value
+// the copy is cut, and "truncated" says so.
 func deadLetterFields(m *streams.Message, reason string) []any {
 	meta := map[string]string{
 		"group": m.Group, "error": reason, "deliveries": strconv.FormatInt(m.Deliveries, 10),
@@ -252,14 +297,53 @@ func deadLetterFields(m *streams.Message, reason string) []any {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	for _, k := range names {
+	cut := 0
+	for i, k := range names {
+		if i >= maxDeadFields {
+			cut += len(names) - i
+			break
+		}
 		v := fmt.Sprint(m.Values[k])
-		if _, clash := meta[k]; clash {
+		if len(v) > maxDeadValueLen {
+			v = v[:maxDeadValueLen]
+			cut++
+		}
+		if len(k) > 256 {
+			k = k[:256]
+		}
+		if _, clash := meta[k]; clash || k == "truncated" {
 			k = "orig_" + k
 		}
 		out = append(out, k, v)
 	}
+	if cut > 0 {
+		out = append(out, "truncated", strconv.Itoa(cut)+" fields dropped or cut")
+	}
 	return out
+}
+
+// rawRef reads the saga reference of an entry that did not decode: its saga
+// id (only a canonical UUID, the only kind the product issues), version,
+// mode and type.
+func rawRef(values map[string]any) (*event.Envelope, bool) {
+	str := func(k string) string { s, _ := values[k].(string); return s }
+	id := str(event.FieldSagaID)
+	if u, err := uuid.Parse(id); err != nil || u.String() != id {
+		return nil, false
+	}
+	version, err := strconv.ParseInt(str(event.FieldSagaVersion), 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	mode := str(event.FieldSagaMode)
+	if mode != event.ModeChoreography && mode != event.ModeOrchestration {
+		mode = event.ModeChoreography
+	}
+	typ := str(event.FieldType)
+	if len(typ) > 64 {
+		typ = typ[:64]
+	}
+	return &event.Envelope{SagaID: id, SagaVersion: version, SagaMode: mode, Type: typ}, true
 }
 
 func firstUnfinished(st *State) int {

@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"time"
 
 	"github.com/streamsaga/streamsaga/event"
 )
@@ -19,6 +20,9 @@ type Message struct {
 	DecodeErr error
 	// Deliveries counts how often the entry was delivered, this time included.
 	Deliveries int64
+	// ReadAt is when this delivery was read: the entry's idle time, which a
+	// reclaim by another worker is judged on, runs from here.
+	ReadAt time.Time
 }
 
 // Handler handles one message. On success it must have acknowledged the
@@ -43,7 +47,7 @@ type DeadLetterer interface {
 }
 
 func newMessage(stream, group string, partition int, id string, values map[string]any) *Message {
-	m := &Message{Stream: stream, ID: id, Group: group, Partition: partition, Values: values, Deliveries: 1}
+	m := &Message{Stream: stream, ID: id, Group: group, Partition: partition, Values: values, Deliveries: 1, ReadAt: time.Now()}
 	m.Env, m.DecodeErr = event.Decode(values)
 	return m
 }

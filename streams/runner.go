@@ -30,7 +30,9 @@ type RunnerOptions struct {
 	// MaxDeliveries failed deliveries send an entry to the dead letters.
 	// Default 5.
 	MaxDeliveries int
-	// HandleTimeout bounds one handler call. Default ClaimMinIdle.
+	// HandleTimeout bounds one delivery, counted from when it was read (the
+	// time Redis counts as idle), so that a handler gives up before another
+	// worker may reclaim its entry. Default 90% of ClaimMinIdle.
 	HandleTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -72,7 +74,7 @@ func (o *RunnerOptions) withDefaults() {
 		o.MaxDeliveries = 5
 	}
 	if o.HandleTimeout <= 0 {
-		o.HandleTimeout = o.ClaimMinIdle
+		o.HandleTimeout = o.ClaimMinIdle * 9 / 10
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -223,13 +225,16 @@ func (r *Runner) readLoop(ctx context.Context, sub Subscription) error {
 			r.blocked[key] = unblock
 			r.mu.Unlock()
 		}
-		// The read itself is not cancelled by ctx: a reply Redis has sent
-		// must be read, or its entries stay pending. Shutdown unblocks it.
+		// Read no more than there are free slots, so entries do not wait in
+		// this process while their idle time runs towards a reclaim. The
+		// read itself is not cancelled by ctx: a reply Redis has sent must
+		// be read, or its entries stay pending. Shutdown unblocks it.
+		count := min(r.opts.ReadCount, max(cap(r.sem)-len(r.sem), 1))
 		res, err := conn.XReadGroup(context.WithoutCancel(ctx), &redis.XReadGroupArgs{
 			Group:    sub.Group,
 			Consumer: r.opts.Consumer,
 			Streams:  args,
-			Count:    int64(r.opts.ReadCount),
+			Count:    int64(count),
 			Block:    r.opts.Block,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
@@ -272,7 +277,7 @@ func (r *Runner) dispatch(ctx context.Context, m *Message) {
 	r.wg.Add(1)
 	go func() {
 		defer func() { <-r.sem; r.wg.Done() }()
-		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.HandleTimeout)
+		hctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), m.ReadAt.Add(r.opts.HandleTimeout))
 		defer cancel()
 		r.handle(hctx, m)
 	}()
@@ -348,32 +353,30 @@ func (r *Runner) reclaimLoop(ctx context.Context, sub Subscription) error {
 }
 
 // reclaim claims every entry of one stream idle for CLAIM_MIN_IDLE, from any
-// consumer, and handles it here.
+// consumer, and handles it here. Once claimed, entries are ours: they are
+// dispatched even if shutdown begins or a lookup fails in between.
 func (r *Runner) reclaim(ctx context.Context, sub Subscription, stream string) error {
 	cursor := "0-0"
 	for ctx.Err() == nil {
-		res, err := autoClaim(ctx, r.rdb, stream, sub.Group, r.opts.Consumer, r.opts.ClaimMinIdle, cursor, int64(r.opts.ReadCount))
+		res, err := autoClaim(context.WithoutCancel(ctx), r.rdb, stream, sub.Group, r.opts.Consumer, r.opts.ClaimMinIdle, cursor, int64(r.opts.ReadCount))
 		if err != nil {
 			return err
 		}
 		for _, id := range res.deleted {
 			// Trimmed or deleted while pending: XAUTOCLAIM has already dropped
 			// it from the PEL. Record it so that the loss is visible.
-			m := &Message{Stream: stream, ID: id, Group: sub.Group, Partition: sub.Partition, Deliveries: 1}
+			m := &Message{Stream: stream, ID: id, Group: sub.Group, Partition: sub.Partition, Deliveries: 1, ReadAt: time.Now()}
 			m.DecodeErr = errors.New("entry deleted while pending (trimmed?)")
 			r.observe(sub.Group, OutcomeLost)
 			r.dispatch(ctx, m)
 		}
 		if len(res.messages) > 0 {
-			counts, err := r.deliveryCounts(ctx, stream, sub.Group, res.messages)
-			if err != nil {
-				return err
-			}
+			counts := r.deliveryCounts(context.WithoutCancel(ctx), stream, sub.Group, res.messages)
 			for _, x := range res.messages {
 				m := newMessage(stream, sub.Group, sub.Partition, x.ID, x.Values)
-				if n, ok := counts[x.ID]; ok {
-					m.Deliveries = n
-				}
+				// A claimed entry was delivered at least twice; the exact
+				// count is only missing when Redis did not answer.
+				m.Deliveries = max(counts[x.ID], 2)
 				r.observe(sub.Group, OutcomeClaimed)
 				r.dispatch(ctx, m)
 			}
@@ -387,20 +390,29 @@ func (r *Runner) reclaim(ctx context.Context, sub Subscription, stream string) e
 }
 
 // deliveryCounts reads the delivery counters of entries just claimed by this
-// consumer, in one XPENDING call over their id range.
-func (r *Runner) deliveryCounts(ctx context.Context, stream, group string, msgs []redis.XMessage) (map[string]int64, error) {
-	pending, err := r.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
-		Stream: stream, Group: group, Start: msgs[0].ID, End: msgs[len(msgs)-1].ID,
-		Count: int64(len(msgs)) + 1000, Consumer: r.opts.Consumer,
-	}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("xpending %s: %w", stream, err)
+// consumer: one XPENDING over their id range (which may also hold entries
+// this consumer is handling right now), then one per id still missing.
+func (r *Runner) deliveryCounts(ctx context.Context, stream, group string, msgs []redis.XMessage) map[string]int64 {
+	counts := make(map[string]int64, len(msgs))
+	lookup := func(start, end string, count int64) {
+		pending, err := r.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: stream, Group: group, Start: start, End: end, Count: count, Consumer: r.opts.Consumer,
+		}).Result()
+		if err != nil {
+			r.opts.Logger.WarnContext(ctx, "read delivery counts", "stream", stream, "group", group, "err", err)
+			return
+		}
+		for _, p := range pending {
+			counts[p.ID] = p.RetryCount
+		}
 	}
-	counts := make(map[string]int64, len(pending))
-	for _, p := range pending {
-		counts[p.ID] = p.RetryCount
+	lookup(msgs[0].ID, msgs[len(msgs)-1].ID, int64(len(msgs)+r.opts.Concurrency+64))
+	for _, x := range msgs {
+		if _, ok := counts[x.ID]; !ok {
+			lookup(x.ID, x.ID, 1)
+		}
 	}
-	return counts, nil
+	return counts
 }
 
 type autoClaimResult struct {

@@ -8,7 +8,7 @@
 -- ARGV[2] limit, cents
 -- ARGV[3] '1' when the gateway declines this charge at random
 -- ARGV[4] payment id to use if charged
--- ARGV[5] ledger TTL, seconds
+-- ARGV[5] TTL of a ledger whose outcome is final, seconds
 -- Returns {decision, payment id or reason}: charged, declined, blocked.
 
 local f = redis.call('HMGET', KEYS[1], 'charge', 'refund', 'payment_id', 'reason')
@@ -34,8 +34,9 @@ if reason then
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   return {'declined', reason}
 end
+-- A live charge does not expire: its refund or the order's completion
+-- (settle) sets the TTL, so a compensation never finds it gone.
 redis.call('HSET', KEYS[1], 'charge', 'charged', 'charged_cents', amount, 'payment_id', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('HINCRBY', KEYS[2], 'charges', 1)
 redis.call('HINCRBY', KEYS[2], 'charged_cents', amount)
 return {'charged', ARGV[4]}

@@ -3,6 +3,7 @@
 --
 -- KEYS[1] reserved units per SKU (hash)
 -- KEYS[2] this saga's reservation record (hash)
+-- ARGV[1] record TTL, seconds
 -- Returns committed, or the record's status when it was not reserved.
 
 local st = redis.call('HGET', KEYS[2], 'status')
@@ -17,4 +18,5 @@ for i = 1, #rec, 2 do
   end
 end
 redis.call('HSET', KEYS[2], 'status', 'committed')
+redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 'committed'

@@ -13,6 +13,7 @@ if f[2] then
 end
 if f[1] == 'charged' then
   redis.call('HSET', KEYS[1], 'refund', 'refunded', 'refunded_cents', f[3])
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
   redis.call('HINCRBY', KEYS[2], 'refunds', 1)
   redis.call('HINCRBY', KEYS[2], 'refunded_cents', f[3])
   return {'refunded', f[3]}

@@ -20,6 +20,7 @@ if st == 'reserved' then
     end
   end
   redis.call('HSET', KEYS[3], 'status', 'released')
+  redis.call('EXPIRE', KEYS[3], ARGV[1])
   return 'released'
 end
 if not st then

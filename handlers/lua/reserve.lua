@@ -6,7 +6,7 @@
 -- KEYS[1] available units per SKU (hash)
 -- KEYS[2] reserved units per SKU (hash)
 -- KEYS[3] this saga's reservation record (hash)
--- ARGV[1] record TTL, seconds
+-- ARGV[1] TTL of a record whose outcome is final, seconds
 -- ARGV[2..] sku, quantity pairs
 -- Returns {decision, detail}: reserved, insufficient (detail: the SKU),
 -- released (blocked by an earlier release) or committed.
@@ -30,6 +30,7 @@ for i = 2, #ARGV, 2 do
   items[#items + 1] = 'i.' .. ARGV[i]
   items[#items + 1] = ARGV[i + 1]
 end
+-- A live reservation does not expire: its release or its consumption sets
+-- the TTL, so a compensation never finds it gone.
 redis.call('HSET', KEYS[3], 'status', 'reserved', unpack(items))
-redis.call('EXPIRE', KEYS[3], ARGV[1])
 return {'reserved', ''}

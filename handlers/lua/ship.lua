@@ -28,7 +28,7 @@ if reason then
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   return {'failed', reason}
 end
+-- A created shipment expires when its order completes (see Shipping.close).
 redis.call('HSET', KEYS[1], 'status', 'created', 'shipment_id', ARGV[4], 'units', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('HINCRBY', KEYS[2], 'shipments', 1)
 return {'created', ARGV[4]}

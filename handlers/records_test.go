@@ -1,0 +1,102 @@
+package handlers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/internal/sagatest"
+)
+
+func ttl(t *testing.T, s *sagatest.System, parts ...string) time.Duration {
+	t.Helper()
+	d, err := s.RDB.TTL(context.Background(), s.KS.Domain(parts...)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// The services' records of a saga still running never expire (a late
+// compensation must find them); once the saga ends they get their TTL.
+func TestLiveRecordsDoNotExpireUntilTheSagaEnds(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, nil)
+	s.StartAPI(nil)
+	stop := s.StartWorker(map[string]string{"WORKER_SERVICES": "order,payment,inventory"})
+	s.SetStock("sku-a", 10)
+	o, err := s.PlaceOrder("c-1", sagatest.I("sku-a", 1, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without a shipping worker the saga waits after reserving stock.
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := s.Checker.Engine.Get(ctx, o.SagaID)
+		if err == nil && st.Steps[2].Status == event.StepCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("saga did not reach reserveStock")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := ttl(t, s, "{payment}", "ledger", o.SagaID); d != -1 {
+		t.Errorf("live charge has TTL %v", d)
+	}
+	if d := ttl(t, s, "{inventory}", "reservation", o.SagaID); d != -1 {
+		t.Errorf("live reservation has TTL %v", d)
+	}
+	_ = stop()
+	s.StartWorker(nil)
+	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	for _, key := range [][]string{{"{payment}", "ledger", o.SagaID}, {"{inventory}", "reservation", o.SagaID}, {"{shipping}", "shipment", o.SagaID}} {
+		if d := ttl(t, s, key...); d <= 0 {
+			t.Errorf("%v of a completed saga has TTL %v", key, d)
+		}
+	}
+	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
+}
+
+// A copy of an event replayed after its saga and records expired (a
+// dead-letter replay, a restored backup) has no effect: no second charge.
+func TestReplayAfterExpiryChargesNothing(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, map[string]string{"SAGA_RETENTION": "1s"})
+	s.StartAPI(nil)
+	s.StartWorker(nil)
+	s.SetStock("sku-a", 10)
+	o, err := s.PlaceOrder("c-1", sagatest.I("sku-a", 1, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	ctx := context.Background()
+	created, err := s.RDB.XRange(ctx, s.KS.Stream(0, event.OrderCreated), "-", "+").Result()
+	if err != nil || len(created) != 1 {
+		t.Fatalf("order.created: %v %v", created, err)
+	}
+	before, _ := s.Checker.Gateway.Totals(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for s.RDB.Exists(ctx, s.KS.Saga(0, o.SagaID), s.KS.Domain("{payment}", "ledger", o.SagaID)).Val() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("saga and ledger did not expire")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.Stream(0, event.OrderCreated), Values: created[0].Values}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	s.WaitNoPending(5 * time.Second)
+	after, _ := s.Checker.Gateway.Totals(ctx)
+	if after != before {
+		t.Fatalf("replay after expiry moved money: %+v → %+v", before, after)
+	}
+}
