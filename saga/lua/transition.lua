@@ -56,7 +56,7 @@ local function ack()
   end
 end
 
-local cur = redis.call('HMGET', KEYS[1], 'version', 'status')
+local cur = redis.call('HMGET', KEYS[1], 'version', 'status', 'saga_id')
 if not cur[1] then
   if ARGV[8] == '1' and #dead > 0 then
     redis.call('XADD', KEYS[6], '*', unpack(dead))
@@ -76,36 +76,42 @@ end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local new_version = version + 1
+local saga_id = cur[3]
+local timeout = tonumber(ARGV[5])
 
-if #saga > 0 then
-  redis.call('HSET', KEYS[1], unpack(saga))
-end
-redis.call('HSET', KEYS[1], 'version', new_version, 'updated_at', now)
+-- One HSET for the whole state change keeps the script cheap.
+saga[#saga + 1] = 'version'
+saga[#saga + 1] = new_version
+saga[#saga + 1] = 'updated_at'
+saga[#saga + 1] = now
 if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[1], 'h.' .. new_version, now .. '|' .. ARGV[7])
+  saga[#saga + 1] = 'h.' .. new_version
+  saga[#saga + 1] = now .. '|' .. ARGV[7]
+end
+if timeout > 0 then
+  saga[#saga + 1] = 'deadline_at'
+  saga[#saga + 1] = now + timeout
+end
+redis.call('HSET', KEYS[1], unpack(saga))
+if timeout > 0 then
+  redis.call('ZADD', KEYS[3], now + timeout, saga_id)
+else
+  redis.call('ZREM', KEYS[3], saga_id)
+  redis.call('HDEL', KEYS[1], 'deadline_at')
 end
 if #ev > 0 then
   redis.call('XADD', KEYS[4], '*', unpack(ev))
 end
 if #record > 0 then
+  record[#record + 1] = 'updated_at'
+  record[#record + 1] = now
   redis.call('HSET', KEYS[5], unpack(record))
-  redis.call('HSET', KEYS[5], 'updated_at', now)
 end
 if #dead > 0 then
   redis.call('XADD', KEYS[6], '*', unpack(dead))
 end
 if #alert > 0 then
   redis.call('XADD', KEYS[7], '*', unpack(alert))
-end
-
-local saga_id = redis.call('HGET', KEYS[1], 'saga_id')
-local timeout = tonumber(ARGV[5])
-if timeout > 0 then
-  redis.call('ZADD', KEYS[3], now + timeout, saga_id)
-  redis.call('HSET', KEYS[1], 'deadline_at', now + timeout)
-else
-  redis.call('ZREM', KEYS[3], saga_id)
-  redis.call('HDEL', KEYS[1], 'deadline_at')
 end
 
 if status_to ~= '' and status_to ~= cur[2] then
@@ -118,7 +124,7 @@ end
 local retention = tonumber(ARGV[6])
 if retention > 0 then
   redis.call('EXPIRE', KEYS[1], retention)
-  if redis.call('EXISTS', KEYS[5]) == 1 then
+  if KEYS[5] ~= KEYS[1] then
     redis.call('EXPIRE', KEYS[5], retention)
   end
   -- Index entries of sagas whose hash has expired go too, so the index
