@@ -64,8 +64,6 @@ func TestDefinitionValidate(t *testing.T) {
 	}
 }
 
-
-
 func newEngine(t *testing.T) (*saga.Engine, *redis.Client, streams.Keyspace) {
 	t.Helper()
 	rdb := srv.Client()
