@@ -31,6 +31,7 @@ func TestRedisSIGKILLWithAOFAlwaysLosesNoAcknowledgedOrder(t *testing.T) {
 	const n = 150
 	var mu sync.Mutex
 	var placed []sagatest.Placed
+	var want []string
 	unanswered := 0
 	var wg sync.WaitGroup
 	jobs := make(chan int)
@@ -41,8 +42,10 @@ func TestRedisSIGKILLWithAOFAlwaysLosesNoAcknowledgedOrder(t *testing.T) {
 			defer wg.Done()
 			for i := range jobs {
 				item := sagatest.I("sku-a", 1, 900)
+				status := "COMPLETED"
 				if i%5 == 4 {
 					item.UnitPriceCents = 500000 // declined: a compensation path too
+					status = "CANCELLED"
 				}
 				o, failed, err := s.PlaceOrderRetrying(fmt.Sprintf("restart-%d", i), deadline, item)
 				if err != nil {
@@ -52,6 +55,7 @@ func TestRedisSIGKILLWithAOFAlwaysLosesNoAcknowledgedOrder(t *testing.T) {
 				mu.Lock()
 				unanswered += failed
 				placed = append(placed, o)
+				want = append(want, status)
 				mu.Unlock()
 				time.Sleep(10 * time.Millisecond) // spread the load over the outage
 			}
@@ -87,6 +91,7 @@ func TestRedisSIGKILLWithAOFAlwaysLosesNoAcknowledgedOrder(t *testing.T) {
 	s.WaitFinished(placed, 60*time.Second)
 	s.WaitNoPending(20 * time.Second)
 	r := s.MustCheck(placed, initial)
+	s.MustOutcomes(placed, want)
 	t.Logf("%d acknowledged orders after a Redis SIGKILL (%d attempts unanswered and retried): %v", len(placed), unanswered, r.ByStatus)
 	if unanswered == 0 {
 		t.Error("no request met the dead Redis: the test exercised nothing")

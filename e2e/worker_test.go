@@ -14,11 +14,13 @@ import (
 )
 
 // placeLoad places n orders over all four paths from 8 clients and returns
-// them; kill, if set, runs once half of them are placed.
-func placeLoad(t *testing.T, s *sagatest.System, n int, kill func()) []sagatest.Placed {
+// them with the final status each must reach; kill, if set, runs once half
+// of them are placed.
+func placeLoad(t *testing.T, s *sagatest.System, n int, kill func()) ([]sagatest.Placed, []string) {
 	t.Helper()
 	var mu sync.Mutex
 	var placed []sagatest.Placed
+	var want []string
 	var wg sync.WaitGroup
 	var once sync.Once
 	jobs := make(chan int)
@@ -28,6 +30,7 @@ func placeLoad(t *testing.T, s *sagatest.System, n int, kill func()) []sagatest.
 			defer wg.Done()
 			for i := range jobs {
 				items := []sagatest.Item{{SKU: "sku-a", Quantity: 1 + int64(i%3), UnitPriceCents: 700}}
+				status := "CANCELLED"
 				switch i % 10 {
 				case 7:
 					items[0].UnitPriceCents = 200000 // declined
@@ -35,6 +38,8 @@ func placeLoad(t *testing.T, s *sagatest.System, n int, kill func()) []sagatest.
 					items = append(items, sagatest.Item{SKU: "sku-none", Quantity: 1, UnitPriceCents: 1})
 				case 9:
 					items = []sagatest.Item{{SKU: "sku-b", Quantity: 1001, UnitPriceCents: 1}}
+				default:
+					status = "COMPLETED"
 				}
 				o, err := s.PlaceOrder("c-load", items...)
 				if err != nil {
@@ -43,6 +48,7 @@ func placeLoad(t *testing.T, s *sagatest.System, n int, kill func()) []sagatest.
 				}
 				mu.Lock()
 				placed = append(placed, o)
+				want = append(want, status)
 				half := len(placed) == n/2
 				mu.Unlock()
 				if half && kill != nil {
@@ -56,7 +62,7 @@ func placeLoad(t *testing.T, s *sagatest.System, n int, kill func()) []sagatest.
 	}
 	close(jobs)
 	wg.Wait()
-	return placed
+	return placed, want
 }
 
 func workerEnv(s *sagatest.System, extra map[string]string) map[string]string {
@@ -88,7 +94,7 @@ func TestWorkerSIGKILLUnderLoad(t *testing.T) {
 	victim.waitFor(t, "worker started")
 	survivor.waitFor(t, "worker started")
 	var killedWithPending int64
-	placed := placeLoad(t, s, 240, func() {
+	placed, want := placeLoad(t, s, 240, func() {
 		time.Sleep(100 * time.Millisecond)
 		victim.signal(syscall.SIGKILL)
 		killedWithPending = pendingOf(t, s, victim.cmd.Process.Pid)
@@ -103,10 +109,8 @@ func TestWorkerSIGKILLUnderLoad(t *testing.T) {
 	s.WaitFinished(placed, 60*time.Second)
 	s.WaitNoPending(15 * time.Second)
 	r := s.MustCheck(placed, initial)
+	s.MustOutcomes(placed, want)
 	t.Logf("%d orders: %v", len(placed), r.ByStatus)
-	if r.ByStatus["COMPLETED"] == 0 || r.ByStatus["CANCELLED"] == 0 {
-		t.Errorf("the load did not cover both outcomes: %v", r.ByStatus)
-	}
 	survivor.signal(syscall.SIGTERM)
 	if code := survivor.wait(10 * time.Second); code != 0 {
 		t.Errorf("survivor exit %d after SIGTERM", code)
@@ -125,7 +129,7 @@ func TestWorkerSIGTERMDrains(t *testing.T) {
 	}
 	w := start(t, "worker", workerEnv(s, map[string]string{"PAYMENT_LATENCY": "30ms"}))
 	w.waitFor(t, "worker started")
-	placed := placeLoad(t, s, 120, func() { w.signal(syscall.SIGTERM) })
+	placed, want := placeLoad(t, s, 120, func() { w.signal(syscall.SIGTERM) })
 	began := time.Now()
 	if code := w.wait(10 * time.Second); code != 0 {
 		t.Fatalf("worker exit %d after SIGTERM (took %s)", code, time.Since(began))
@@ -146,6 +150,7 @@ func TestWorkerSIGTERMDrains(t *testing.T) {
 	s.WaitFinished(placed, 30*time.Second)
 	s.WaitNoPending(10 * time.Second)
 	s.MustCheck(placed, initial)
+	s.MustOutcomes(placed, want)
 }
 
 // pendingOf counts the entries pending for the consumers of one worker

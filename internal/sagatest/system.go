@@ -276,3 +276,25 @@ func (s *System) PlaceOrderRetrying(key string, deadline time.Time, items ...Ite
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// MustOutcomes checks each order's final status against want (same order),
+// and that nothing went to a dead-letter stream: faults must be absorbed by
+// redelivery, not by cancelling sagas.
+func (s *System) MustOutcomes(orders []Placed, want []string) {
+	s.T.Helper()
+	ctx := context.Background()
+	for i, o := range orders {
+		v, err := s.Checker.Orders.Get(ctx, o.OrderID)
+		if err != nil {
+			s.T.Fatal(err)
+		}
+		if v.Status != want[i] {
+			s.T.Errorf("order %d (%s) is %s (%s), want %s", i, o.OrderID, v.Status, v.Reason, want[i])
+		}
+	}
+	for p := range s.KS.Partitions {
+		if n := s.RDB.XLen(ctx, s.KS.DeadLetter(p)).Val(); n != 0 {
+			s.T.Errorf("partition %d: %d dead letters", p, n)
+		}
+	}
+}
