@@ -40,6 +40,7 @@ type rawRequest struct {
 	body        string
 	status      int
 	code        string
+	allow       string
 }
 
 func send(t *testing.T, s *sagatest.System, rr rawRequest) (int, map[string]map[string]string, http.Header) {
@@ -151,9 +152,10 @@ func TestBadRequestsWriteNothing(t *testing.T) {
 		}
 	}
 	other := []rawRequest{
-		{name: "GET /orders", method: "GET", path: "/orders", status: 405, code: "method_not_allowed"},
-		{name: "PUT /orders", method: "PUT", path: "/orders", body: good, status: 405, code: "method_not_allowed"},
-		{name: "DELETE /orders/x", method: "DELETE", path: "/orders/x", status: 405, code: "method_not_allowed"},
+		{name: "GET /orders", method: "GET", path: "/orders", status: 405, code: "method_not_allowed", allow: "POST"},
+		{name: "PUT /orders", method: "PUT", path: "/orders", body: good, status: 405, code: "method_not_allowed", allow: "POST"},
+		{name: "DELETE /orders/x", method: "DELETE", path: "/orders/x", status: 405, code: "method_not_allowed", allow: "GET"},
+		{name: "POST /sagas", method: "POST", path: "/sagas", body: good, status: 405, code: "method_not_allowed", allow: "GET"},
 		{name: "unknown order", method: "GET", path: "/orders/0192a000-0000-7000-8000-000000000000", status: 404, code: "not_found"},
 		{name: "order id not a uuid", method: "GET", path: "/orders/saga:*", status: 404, code: "not_found"},
 		{name: "saga id not a uuid", method: "GET", path: "/sagas/..%2Fx", status: 404, code: "not_found"},
@@ -173,8 +175,8 @@ func TestBadRequestsWriteNothing(t *testing.T) {
 		if status != c.status || body["error"]["code"] != c.code {
 			t.Errorf("%s: got %d %q, want %d %q", c.name, status, body["error"]["code"], c.status, c.code)
 		}
-		if status == 405 && h.Get("Allow") == "" {
-			t.Errorf("%s: 405 without Allow", c.name)
+		if status == 405 && h.Get("Allow") != c.allow {
+			t.Errorf("%s: Allow %q, want %q", c.name, h.Get("Allow"), c.allow)
 		}
 	}
 	if after := writes(t, s.RDB); after != before {
@@ -184,10 +186,12 @@ func TestBadRequestsWriteNothing(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, s.APIURL+"/orders", strings.NewReader(good))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Big", strings.Repeat("h", 64<<10))
-	if resp, err := s.HTTP.Do(req); err == nil {
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("64 KiB header: %d, want 431", resp.StatusCode)
-		}
+	resp, err := s.HTTP.Do(req)
+	if err != nil {
+		t.Fatalf("64 KiB header: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("64 KiB header: %d, want 431", resp.StatusCode)
 	}
 }

@@ -30,7 +30,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // Serve is Run on a listener the caller opened.
 func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.Logger) error {
 	if cfg.Mode != event.ModeChoreography {
-		return fmt.Errorf("SAGA_MODE=%s is not available yet: only choreography runs in this version", cfg.Mode)
+		return fmt.Errorf("%w: SAGA_MODE: %s is not available in this version; only choreography runs", config.ErrInvalid, cfg.Mode)
 	}
 	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{Name: "api"})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,8 +73,10 @@ func route(mux *http.ServeMux, path string, byMethod map[string]http.HandlerFunc
 		mux.HandleFunc(m+" "+path, h)
 		allow = append(allow, m)
 	}
+	slices.Sort(allow)
+	allowed := strings.Join(allow, ", ")
 	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", strings.Join(allow, ", "))
+		w.Header().Set("Allow", allowed)
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here")
 	})
 }

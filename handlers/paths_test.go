@@ -12,8 +12,16 @@ import (
 // The four paths of the order saga end in the right state, with the steps,
 // stock and money SPEC section 9 requires.
 func TestFourPaths(t *testing.T) {
-	t.Parallel()
-	s := sagatest.New(t, srv, nil)
+	for _, parts := range []string{"1", "4"} {
+		t.Run("partitions="+parts, func(t *testing.T) {
+			t.Parallel()
+			fourPaths(t, parts)
+		})
+	}
+}
+
+func fourPaths(t *testing.T, partitions string) {
+	s := sagatest.New(t, srv, map[string]string{"SAGA_PARTITIONS": partitions})
 	s.StartAPI(nil)
 	s.StartWorker(nil)
 	initial := map[string]int64{"sku-a": 50, "sku-b": 5000, "sku-scarce": 1}
@@ -39,21 +47,34 @@ func TestFourPaths(t *testing.T) {
 			[]string{"COMPENSATED", "COMPENSATED", "COMPENSATED", "FAILED"}, "shipment failed: too many units for one shipment"},
 	}
 	var placed []sagatest.Placed
-	for _, p := range paths {
-		o, err := s.PlaceOrder("c-1", p.items...)
-		if err != nil {
-			t.Fatal(err)
+	for range 3 { // each path three times, so that several partitions are used
+		for _, p := range paths {
+			o, err := s.PlaceOrder("c-1", p.items...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			placed = append(placed, o)
 		}
-		placed = append(placed, o)
+	}
+	used := map[int]bool{}
+	for _, o := range placed {
+		used[s.KS.PartitionOf(o.SagaID)] = true
+		if s.KS.PartitionOf(o.OrderID) != s.KS.PartitionOf(o.SagaID) {
+			t.Errorf("order %s and saga %s in different partitions", o.OrderID, o.SagaID)
+		}
+	}
+	if s.KS.Partitions > 1 && len(used) < 2 {
+		t.Errorf("12 sagas all in one of %d partitions", s.KS.Partitions)
 	}
 	s.WaitFinished(placed, 20*time.Second)
 	ctx := context.Background()
-	for i, p := range paths {
-		v, err := s.Checker.Orders.Get(ctx, placed[i].OrderID)
+	for i, o := range placed {
+		p := paths[i%len(paths)]
+		v, err := s.Checker.Orders.Get(ctx, o.OrderID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := s.Checker.Engine.Get(ctx, placed[i].SagaID)
+		st, err := s.Checker.Engine.Get(ctx, o.SagaID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +106,7 @@ func TestFourPaths(t *testing.T) {
 	}
 	s.WaitNoPending(5 * time.Second)
 	r := s.MustCheck(placed, initial)
-	if r.ByStatus[event.OrderStatusCompleted] != 1 || r.ByStatus[event.OrderStatusCancelled] != 3 {
+	if r.ByStatus[event.OrderStatusCompleted] != 3 || r.ByStatus[event.OrderStatusCancelled] != 9 {
 		t.Errorf("statuses %v", r.ByStatus)
 	}
 	// The shipping failure path released the reservation and refunded.

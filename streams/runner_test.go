@@ -3,6 +3,7 @@ package streams_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -173,5 +174,41 @@ func TestRunnerShutdownDoesNotWaitOnBlock(t *testing.T) {
 	}
 	if d := time.Since(began); d > 2*time.Second {
 		t.Errorf("shutdown took %s", d)
+	}
+}
+
+// WORKER_CONCURRENCY bounds the handlers running at once, and is used.
+func TestRunnerBoundsConcurrency(t *testing.T) {
+	rdb, reader, sub := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var active, peak, done atomic.Int64
+	h := streams.HandlerFunc(func(ctx context.Context, m *streams.Message) error {
+		n := active.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		active.Add(-1)
+		done.Add(1)
+		return rdb.XAck(ctx, m.Stream, m.Group, m.ID).Err()
+	})
+	for i := range 30 {
+		rdb.XAdd(ctx, &redis.XAddArgs{Stream: sub.Streams[0], Values: validEntry(fmt.Sprint(i))})
+	}
+	r := streams.NewRunner(rdb, reader, []streams.Subscription{sub}, h, &recorder{rdb: rdb}, streams.RunnerOptions{
+		Consumer: "c4", Concurrency: 3, ReadCount: 64, Block: 50 * time.Millisecond,
+	})
+	errc := make(chan error)
+	go func() { errc <- r.Run(ctx) }()
+	waitFor(t, "30 entries handled", func() bool { return done.Load() == 30 })
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if p := peak.Load(); p != 3 {
+		t.Fatalf("peak concurrency %d, want 3", p)
 	}
 }

@@ -74,19 +74,24 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Consumer: consumer, Concurrency: cfg.Concurrency, ReadCount: cfg.ReadCount,
 		ClaimMinIdle: cfg.ClaimMinIdle, MaxDeliveries: cfg.MaxDeliveries, Logger: log,
 	})
-	var all []string
+	var events, operator []string
 	for p := range ks.Partitions {
 		for _, typ := range handlers.Streams() {
-			all = append(all, ks.Stream(p, typ))
+			events = append(events, ks.Stream(p, typ))
 		}
+		operator = append(operator, ks.DeadLetter(p), ks.Alerts(p))
 	}
-	trimmer := &streams.Trimmer{RDB: rdb, Streams: all, Retention: cfg.StreamRetention, Logger: log}
+	trimmer := &streams.Trimmer{RDB: rdb, Streams: events, Retention: cfg.StreamRetention, Logger: log}
+	// Dead letters and alerts wait for a person: they are kept as long as
+	// finished sagas are.
+	operatorTrimmer := &streams.Trimmer{RDB: rdb, Streams: operator, Retention: cfg.SagaRetention, Interval: time.Minute, Logger: log}
 
 	log.InfoContext(ctx, "worker started", "services", cfg.Services, "partitions", ks.Partitions,
 		"redis", config.RedactURL(cfg.RedisURL), "concurrency", cfg.Concurrency)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return trimmer.Run(gctx) })
+	g.Go(func() error { return operatorTrimmer.Run(gctx) })
 	err = g.Wait()
 	st := &engine.Stats
 	log.Info("worker stopped", "stale_refused", st.Stale.Load(), "dead_lettered", st.DeadLettered.Load(),

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -23,6 +24,9 @@ func main() {
 	defer stop()
 	if err := api.Run(ctx, cfg, log); err != nil {
 		log.Error("api failed", "err", err)
+		if errors.Is(err, config.ErrInvalid) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
