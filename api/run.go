@@ -10,9 +10,8 @@ import (
 	"time"
 
 	"github.com/streamsaga/streamsaga/config"
-	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/handlers"
-	"github.com/streamsaga/streamsaga/saga"
+	"github.com/streamsaga/streamsaga/internal/wiring"
 	"github.com/streamsaga/streamsaga/streams"
 )
 
@@ -29,18 +28,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 // Serve is Run on a listener the caller opened.
 func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.Logger) error {
-	if cfg.Mode != event.ModeChoreography {
-		return fmt.Errorf("%w: SAGA_MODE: %s is not available in this version; only choreography runs", config.ErrInvalid, cfg.Mode)
-	}
 	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{Name: "api"})
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
-	engine, err := saga.New(rdb, ks, saga.Options{
-		StepTimeout: cfg.StepTimeout, Retention: cfg.SagaRetention, IdempotencyTTL: cfg.IdempotencyTTL, Logger: log,
-	}, handlers.OrderSaga())
+	engine, err := wiring.Engine(rdb, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,7 @@ func (a *API) Handler() http.Handler {
 	route(mux, "/orders/{id}", map[string]http.HandlerFunc{http.MethodGet: a.getOrder})
 	route(mux, "/sagas", map[string]http.HandlerFunc{http.MethodGet: a.listSagas})
 	route(mux, "/sagas/{id}", map[string]http.HandlerFunc{http.MethodGet: a.getSaga})
+	route(mux, "/sagas/{id}/retry", map[string]http.HandlerFunc{http.MethodPost: a.retrySaga})
 	route(mux, "/inventory/{sku}", map[string]http.HandlerFunc{http.MethodGet: a.getInventory, http.MethodPut: a.putInventory})
 	route(mux, "/healthz", map[string]http.HandlerFunc{http.MethodGet: a.healthz})
 	route(mux, "/readyz", map[string]http.HandlerFunc{http.MethodGet: a.readyz})
@@ -181,6 +182,29 @@ func (a *API) getSaga(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// retrySaga re-drives a FAILED saga once an operator fixed the cause.
+func (a *API) retrySaga(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(id) {
+		writeError(w, http.StatusNotFound, "not_found", "no such saga")
+		return
+	}
+	err := a.engine.Retry(r.Context(), id)
+	switch {
+	case errors.Is(err, saga.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no such saga")
+	case errors.Is(err, saga.ErrNotFailed):
+		writeError(w, http.StatusConflict, "not_failed", "only a FAILED saga can be retried")
+	case errors.Is(err, saga.ErrCannotRetry):
+		writeError(w, http.StatusConflict, "cannot_retry", "nothing in this saga's definition can undo what is left; resolve it by hand")
+	case err != nil:
+		a.unavailable(w, r, err)
+	default:
+		w.Header().Set("Location", "/sagas/"+id)
+		writeJSON(w, http.StatusAccepted, map[string]string{"saga_id": id, "status": event.StatusCompensating})
+	}
 }
 
 func (a *API) listSagas(w http.ResponseWriter, r *http.Request) {

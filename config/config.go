@@ -57,6 +57,14 @@ type Config struct {
 	SagaRetention time.Duration `env:"SAGA_RETENTION" envDefault:"168h"`
 	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default 24h.
 	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
+	// CompensationAttempts is how often an orchestrated compensation is tried
+	// before its saga becomes FAILED. Default 5.
+	CompensationAttempts int `env:"COMPENSATION_ATTEMPTS" envDefault:"5"`
+	// CompensationBackoff is the wait before the first retry of a failed
+	// compensation; it doubles up to CompensationBackoffMax. Default 200ms.
+	CompensationBackoff time.Duration `env:"COMPENSATION_BACKOFF" envDefault:"200ms"`
+	// CompensationBackoffMax caps that wait. Default 30s.
+	CompensationBackoffMax time.Duration `env:"COMPENSATION_BACKOFF_MAX" envDefault:"30s"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 
@@ -74,6 +82,9 @@ type Config struct {
 	PaymentLatency time.Duration `env:"PAYMENT_LATENCY" envDefault:"0s"`
 	// ShippingLatency is added to every shipment. Default 0.
 	ShippingLatency time.Duration `env:"SHIPPING_LATENCY" envDefault:"0s"`
+	// RefundFailures makes the gateway refuse the first N refund attempts of
+	// every saga (a chaos knob for compensation retries). Default 0.
+	RefundFailures int `env:"PAYMENT_REFUND_FAILURES" envDefault:"0"`
 }
 
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -134,6 +145,10 @@ func (c *Config) Validate() error {
 	positive("WORKER_CONCURRENCY", c.Concurrency, 100000)
 	positive("WORKER_READ_COUNT", c.ReadCount, 10000)
 	positive("MAX_DELIVERIES", c.MaxDeliveries, 1000)
+	positive("COMPENSATION_ATTEMPTS", c.CompensationAttempts, 1000)
+	if c.RefundFailures < 0 {
+		bad("PAYMENT_REFUND_FAILURES", "must not be negative")
+	}
 	durations := []struct {
 		name string
 		v    time.Duration
@@ -146,6 +161,8 @@ func (c *Config) Validate() error {
 		{"IDEMPOTENCY_TTL", c.IdempotencyTTL, time.Second},
 		{"PAYMENT_LATENCY", c.PaymentLatency, 0},
 		{"SHIPPING_LATENCY", c.ShippingLatency, 0},
+		{"COMPENSATION_BACKOFF", c.CompensationBackoff, time.Millisecond},
+		{"COMPENSATION_BACKOFF_MAX", c.CompensationBackoffMax, time.Millisecond},
 	}
 	for _, d := range durations {
 		if d.v < d.min {

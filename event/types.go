@@ -1,5 +1,7 @@
 package event
 
+import "encoding/json"
+
 // Saga types.
 const (
 	// OrderSaga is the order → payment → inventory → shipping saga.
@@ -26,6 +28,46 @@ const (
 	OrderCompleted    = "order.completed"
 	OrderCancelled    = "order.cancelled"
 )
+
+// Orchestration commands of the order saga: the orchestrator sends them to
+// the services, which answer on the Reply stream. Each names a stream.
+const (
+	CmdOrderCreate    = "cmd.order.create"
+	CmdOrderCancel    = "cmd.order.cancel"
+	CmdPaymentCharge  = "cmd.payment.charge"
+	CmdPaymentRefund  = "cmd.payment.refund"
+	CmdStockReserve   = "cmd.stock.reserve"
+	CmdStockRelease   = "cmd.stock.release"
+	CmdShipmentCreate = "cmd.shipment.create"
+	CmdShipmentCancel = "cmd.shipment.cancel"
+)
+
+// Reply is the type (and stream) of the services' answers to commands,
+// which the orchestrator group reads.
+const Reply = "saga.reply"
+
+// Command phases.
+const (
+	PhaseExecute    = "execute"
+	PhaseCompensate = "compensate"
+)
+
+// Command is what the orchestrator adds to a command's data, beside the
+// saga's context.
+type Command struct {
+	Step  int    `json:"step"`
+	Phase string `json:"phase"`
+}
+
+// ReplyData is the data of a Reply.
+type ReplyData struct {
+	Command string          `json:"command"`
+	Step    int             `json:"step"`
+	Phase   string          `json:"phase"`
+	OK      bool            `json:"ok"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
+}
 
 // Services, which are also the consumer group names.
 const (

@@ -18,17 +18,21 @@ const (
 func OrderSaga() *saga.Definition {
 	return &saga.Definition{
 		Type: event.OrderSaga,
+		// Abort (choreography) is the event that compensates a step whose
+		// outcome is unknown and those before it: a refund or a release is a
+		// no-op (and a barrier) when nothing was charged or reserved. The
+		// choreography has no "cancel shipment" event, so a shipment whose
+		// outcome is unknown makes the saga FAILED for an operator.
 		Steps: []saga.Step{
-			{Name: "createOrder"},
-			// A charge whose outcome is unknown is compensated by a refund,
-			// which is a no-op (and a barrier) when nothing was charged.
-			{Name: "chargePayment", Abort: event.StockInsufficient},
-			// Likewise a reservation by a release.
-			{Name: "reserveStock", Abort: event.ShipmentFailed},
-			// The choreography has no "cancel shipment" event: a shipment
-			// whose outcome is unknown makes the saga FAILED for an operator.
-			{Name: "createShipment"},
+			{Name: "createOrder", Execute: event.CmdOrderCreate, Compensate: event.CmdOrderCancel, Abort: event.PaymentFailed},
+			{Name: "chargePayment", Execute: event.CmdPaymentCharge, Compensate: event.CmdPaymentRefund, Abort: event.StockInsufficient},
+			{Name: "reserveStock", Execute: event.CmdStockReserve, Compensate: event.CmdStockRelease, Abort: event.ShipmentFailed},
+			{Name: "createShipment", Execute: event.CmdShipmentCreate, Compensate: event.CmdShipmentCancel},
 		},
+		// An orchestrated saga ends with the same events as a choreographed
+		// one, so the services finalise their records the same way.
+		Completed:   saga.Final{Event: event.OrderCompleted, Record: map[string]string{"status": event.OrderStatusCompleted}},
+		Compensated: saga.Final{Event: event.OrderCancelled, Record: map[string]string{"status": event.OrderStatusCancelled}},
 		Events: map[string]saga.Effect{
 			event.OrderCreated:      {Step: stepCreateOrder, StepStatus: event.StepCompleted},
 			event.PaymentCompleted:  {Step: stepChargePayment, StepStatus: event.StepCompleted},
@@ -56,10 +60,14 @@ func OrderSaga() *saga.Definition {
 // is still running never expire, so a compensation never finds one gone.
 func Subscriptions() map[string][]string {
 	return map[string][]string{
-		event.ServicePayment:   {event.OrderCreated, event.StockInsufficient, event.StockReleased, event.OrderCompleted},
-		event.ServiceInventory: {event.PaymentCompleted, event.ShipmentFailed, event.OrderCompleted},
-		event.ServiceShipping:  {event.StockReserved, event.OrderCompleted},
-		event.ServiceOrder:     {event.PaymentFailed, event.ShipmentCreated, event.PaymentRefunded},
+		event.ServicePayment: {event.OrderCreated, event.StockInsufficient, event.StockReleased, event.OrderCompleted,
+			event.CmdPaymentCharge, event.CmdPaymentRefund},
+		event.ServiceInventory: {event.PaymentCompleted, event.ShipmentFailed, event.OrderCompleted,
+			event.CmdStockReserve, event.CmdStockRelease},
+		event.ServiceShipping: {event.StockReserved, event.OrderCompleted, event.CmdShipmentCreate, event.CmdShipmentCancel},
+		event.ServiceOrder:    {event.PaymentFailed, event.ShipmentCreated, event.PaymentRefunded, event.CmdOrderCreate, event.CmdOrderCancel},
+		// The orchestrator reads the services' replies to its commands.
+		event.ServiceOrchestrator: {event.Reply},
 	}
 }
 
@@ -69,5 +77,8 @@ func Streams() []string {
 		event.OrderCreated, event.PaymentCompleted, event.PaymentFailed, event.StockReserved,
 		event.StockInsufficient, event.ShipmentCreated, event.ShipmentFailed, event.StockReleased,
 		event.PaymentRefunded, event.OrderCompleted, event.OrderCancelled,
+		event.CmdOrderCreate, event.CmdOrderCancel, event.CmdPaymentCharge, event.CmdPaymentRefund,
+		event.CmdStockReserve, event.CmdStockRelease, event.CmdShipmentCreate, event.CmdShipmentCancel,
+		event.Reply,
 	}
 }

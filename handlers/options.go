@@ -17,6 +17,9 @@ type Options struct {
 	PaymentLatency time.Duration
 	// ShippingLatency is added to every shipment.
 	ShippingLatency time.Duration
+	// RefundFailures makes the gateway refuse the first N refund attempts
+	// of every saga (to exercise compensation retries).
+	RefundFailures int
 	// RecordTTL is how long the services keep their per-saga records (the
 	// idempotency records of charges, reservations and shipments). It must
 	// outlive any redelivery; the saga retention is a good value.

@@ -70,6 +70,13 @@ func (o *Orders) Place(ctx context.Context, r PlaceRequest) (Placed, error) {
 	}
 	items, _ := json.Marshal(order.Items)
 	answer, _ := json.Marshal(Placed{OrderID: orderID, SagaID: sagaID})
+	first, firstData := event.OrderCreated, data
+	if o.mode == event.ModeOrchestration {
+		first = OrderSaga().Steps[0].Execute
+		if firstData, err = saga.CommandData(data, 0, event.PhaseExecute); err != nil {
+			return Placed{}, err
+		}
+	}
 	res, err := o.engine.Start(ctx, saga.StartRequest{
 		Type: event.OrderSaga, Mode: o.mode, Partition: p, SagaID: sagaID,
 		Context: data, // the order is the saga's context
@@ -78,7 +85,7 @@ func (o *Orders) Place(ctx context.Context, r PlaceRequest) (Placed, error) {
 			"items": string(items), "total_cents": strconv.FormatInt(order.TotalCents, 10),
 			"status": event.OrderStatusPending,
 		}},
-		Event: event.OrderCreated, Data: data,
+		Event: first, Data: firstData,
 		IdempotencyKey: r.IdempotencyKey, Fingerprint: r.Fingerprint, Answer: answer,
 	})
 	if err != nil && !errors.Is(err, saga.ErrIdempotencyMismatch) {

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,16 +13,18 @@ import (
 // The four paths of the order saga end in the right state, with the steps,
 // stock and money SPEC section 9 requires.
 func TestFourPaths(t *testing.T) {
-	for _, parts := range []string{"1", "4"} {
-		t.Run("partitions="+parts, func(t *testing.T) {
-			t.Parallel()
-			fourPaths(t, parts)
-		})
+	for _, mode := range []string{event.ModeChoreography, event.ModeOrchestration} {
+		for _, parts := range []string{"1", "4"} {
+			t.Run(mode+"/partitions="+parts, func(t *testing.T) {
+				t.Parallel()
+				fourPaths(t, mode, parts)
+			})
+		}
 	}
 }
 
-func fourPaths(t *testing.T, partitions string) {
-	s := sagatest.New(t, srv, map[string]string{"SAGA_PARTITIONS": partitions})
+func fourPaths(t *testing.T, mode, partitions string) {
+	s := sagatest.New(t, srv, map[string]string{"SAGA_PARTITIONS": partitions, "SAGA_MODE": mode})
 	s.StartAPI(nil)
 	s.StartWorker(nil)
 	initial := map[string]int64{"sku-a": 50, "sku-b": 5000, "sku-scarce": 1}
@@ -35,16 +38,22 @@ func fourPaths(t *testing.T, partitions string) {
 		sagaStatus  string
 		steps       []string
 		reason      string
+		// orchestration: the commands and final event, in order
+		flow string
 	}
 	paths := []path{
 		{"happy", []sagatest.Item{sagatest.I("sku-a", 2, 1250)}, event.OrderStatusCompleted, event.StatusCompleted,
-			[]string{"COMPLETED", "COMPLETED", "COMPLETED", "COMPLETED"}, ""},
+			[]string{"COMPLETED", "COMPLETED", "COMPLETED", "COMPLETED"}, "",
+			"order.create payment.charge stock.reserve shipment.create order.completed"},
 		{"payment declined", []sagatest.Item{sagatest.I("sku-a", 1, 100001)}, event.OrderStatusCancelled, event.StatusCompensated,
-			[]string{"COMPENSATED", "FAILED", "PENDING", "PENDING"}, "payment declined: amount over the gateway limit"},
+			[]string{"COMPENSATED", "FAILED", "PENDING", "PENDING"}, "payment declined: amount over the gateway limit",
+			"order.create payment.charge order.cancel order.cancelled"},
 		{"stock short", []sagatest.Item{sagatest.I("sku-a", 1, 10), sagatest.I("sku-scarce", 2, 10)}, event.OrderStatusCancelled, event.StatusCompensated,
-			[]string{"COMPENSATED", "COMPENSATED", "FAILED", "PENDING"}, "stock insufficient: sku-scarce"},
+			[]string{"COMPENSATED", "COMPENSATED", "FAILED", "PENDING"}, "stock insufficient: sku-scarce",
+			"order.create payment.charge stock.reserve payment.refund order.cancel order.cancelled"},
 		{"shipment failed", []sagatest.Item{sagatest.I("sku-b", 1001, 1)}, event.OrderStatusCancelled, event.StatusCompensated,
-			[]string{"COMPENSATED", "COMPENSATED", "COMPENSATED", "FAILED"}, "shipment failed: too many units for one shipment"},
+			[]string{"COMPENSATED", "COMPENSATED", "COMPENSATED", "FAILED"}, "shipment failed: too many units for one shipment",
+			"order.create payment.charge stock.reserve shipment.create stock.release payment.refund order.cancel order.cancelled"},
 	}
 	var placed []sagatest.Placed
 	for range 3 { // each path three times, so that several partitions are used
@@ -89,8 +98,21 @@ func fourPaths(t *testing.T, partitions string) {
 				t.Errorf("%s: step %s is %s, want %s", p.name, st.Steps[j].Name, st.Steps[j].Status, want)
 			}
 		}
-		if len(st.History) < 2 || st.History[0].Type != event.OrderCreated {
+		if mode == event.ModeChoreography && (len(st.History) < 2 || st.History[0].Type != event.OrderCreated) {
 			t.Errorf("%s: history %+v does not start with order.created", p.name, st.History)
+		}
+		if mode == event.ModeOrchestration {
+			// The commands went out in order, compensations in reverse.
+			var flow []string
+			for _, h := range st.History {
+				flow = append(flow, strings.TrimPrefix(h.Type, "cmd."))
+			}
+			if got := strings.Join(flow, " "); got != p.flow {
+				t.Errorf("%s: flow %q, want %q", p.name, got, p.flow)
+			}
+		}
+		if st.Mode != mode {
+			t.Errorf("%s: mode %s", p.name, st.Mode)
 		}
 		last := st.History[len(st.History)-1].Type
 		if want := map[string]string{event.StatusCompleted: event.OrderCompleted, event.StatusCompensated: event.OrderCancelled}[p.sagaStatus]; last != want {

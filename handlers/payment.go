@@ -49,9 +49,19 @@ func (g *Gateway) charge(ctx context.Context, sagaID string, amount int64) (stri
 }
 
 // refund refunds a saga's charge once; without a charge it is a no-op that
-// blocks a late charge. Decisions: refunded or null, with the cents refunded.
+// blocks a late charge. Decisions: refunded or null, with the cents refunded,
+// or refused when the gateway said no (RefundFailures).
 func (g *Gateway) refund(ctx context.Context, sagaID string) (string, int64, error) {
 	sleep(ctx, g.opts.PaymentLatency)
+	if g.opts.RefundFailures > 0 {
+		n, err := g.rdb.HIncrBy(ctx, g.ledgerKey(sagaID), "refund_attempts", 1).Result()
+		if err != nil {
+			return "", 0, fmt.Errorf("refund: %w", err)
+		}
+		if n <= int64(g.opts.RefundFailures) {
+			return "refused", 0, nil
+		}
+	}
 	res, err := refundScript.Run(ctx, g.rdb, []string{g.ledgerKey(sagaID), g.totalsKey()}, g.opts.ttlSeconds()).StringSlice()
 	if err != nil {
 		return "", 0, fmt.Errorf("refund: %w", err)

@@ -19,9 +19,10 @@ var (
 	chargeScript  = streams.MustScript(luaFS, "lua/charge.lua")
 	refundScript  = streams.MustScript(luaFS, "lua/refund.lua")
 	shipScript    = streams.MustScript(luaFS, "lua/ship.lua")
+	cancelScript  = streams.MustScript(luaFS, "lua/cancel_shipment.lua")
 )
 
 // LoadScripts loads the domain's scripts so that they run by SHA.
 func LoadScripts(ctx context.Context, rdb redis.UniversalClient) error {
-	return streams.LoadScripts(ctx, rdb, reserveScript, releaseScript, consumeScript, chargeScript, refundScript, shipScript)
+	return streams.LoadScripts(ctx, rdb, reserveScript, releaseScript, consumeScript, chargeScript, refundScript, shipScript, cancelScript)
 }

@@ -14,9 +14,10 @@ import (
 	"github.com/streamsaga/streamsaga/streams"
 )
 
-// Services are the four services of the order domain, reacting to the
-// choreography's events. One value serves every group; the runner only
-// delivers the groups a worker was told to run.
+// Services are the four services of the order domain. The business code of
+// each step is one operation, served in both styles: choreography maps its
+// outcome to the next event, orchestration to a reply. One value serves
+// every group; the runner only delivers the groups a worker runs.
 type Services struct {
 	engine    *saga.Engine
 	inventory *Inventory
@@ -46,13 +47,67 @@ func (s *Services) Gateway() *Gateway { return s.gateway }
 // Inventory returns the inventory store.
 func (s *Services) Inventory() *Inventory { return s.inventory }
 
-type reaction func(ctx context.Context, m *streams.Message, d *event.OrderData) error
+// outcome is what a step's business code decided.
+type outcome struct {
+	ok     bool
+	result map[string]any
+	reason string
+}
 
-// Handle implements streams.Handler.
+// operation is the business code of one step or compensation, the same in
+// both styles. It must be idempotent per saga.
+type operation func(ctx context.Context, sagaID string, d *event.OrderData) (outcome, error)
+
+// reaction is a choreography reaction: an operation and the events its
+// outcome publishes. An empty onFail makes a failure an error, retried by
+// redelivery (compensations must not give up).
+type reaction struct {
+	op           operation
+	onOK, onFail string
+	record       string // order status to write, for the order service
+	finalizer    bool   // only acknowledges: the saga is already final
+	compensation bool
+}
+
+func (s *Services) reactions() map[string]reaction {
+	return map[string]reaction{
+		event.ServicePayment + "/" + event.OrderCreated:       {op: s.charge, onOK: event.PaymentCompleted, onFail: event.PaymentFailed},
+		event.ServicePayment + "/" + event.StockInsufficient:  {op: s.refund, onOK: event.PaymentRefunded, compensation: true},
+		event.ServicePayment + "/" + event.StockReleased:      {op: s.refund, onOK: event.PaymentRefunded, compensation: true},
+		event.ServicePayment + "/" + event.OrderCompleted:     {op: s.settle, finalizer: true},
+		event.ServiceInventory + "/" + event.PaymentCompleted: {op: s.reserve, onOK: event.StockReserved, onFail: event.StockInsufficient},
+		event.ServiceInventory + "/" + event.ShipmentFailed:   {op: s.release, onOK: event.StockReleased, compensation: true},
+		event.ServiceInventory + "/" + event.OrderCompleted:   {op: s.consume, finalizer: true},
+		event.ServiceShipping + "/" + event.StockReserved:     {op: s.ship, onOK: event.ShipmentCreated, onFail: event.ShipmentFailed},
+		event.ServiceShipping + "/" + event.OrderCompleted:    {op: s.closeShipment, finalizer: true},
+		event.ServiceOrder + "/" + event.ShipmentCreated:      {op: s.noop, onOK: event.OrderCompleted, record: event.OrderStatusCompleted},
+		event.ServiceOrder + "/" + event.PaymentFailed:        {op: s.noop, onOK: event.OrderCancelled, record: event.OrderStatusCancelled},
+		event.ServiceOrder + "/" + event.PaymentRefunded:      {op: s.noop, onOK: event.OrderCancelled, record: event.OrderStatusCancelled},
+	}
+}
+
+func (s *Services) commands() map[string]operation {
+	return map[string]operation{
+		event.ServiceOrder + "/" + event.CmdOrderCreate:       s.noop,
+		event.ServiceOrder + "/" + event.CmdOrderCancel:       s.noop,
+		event.ServicePayment + "/" + event.CmdPaymentCharge:   s.charge,
+		event.ServicePayment + "/" + event.CmdPaymentRefund:   s.refund,
+		event.ServiceInventory + "/" + event.CmdStockReserve:  s.reserve,
+		event.ServiceInventory + "/" + event.CmdStockRelease:  s.release,
+		event.ServiceShipping + "/" + event.CmdShipmentCreate: s.ship,
+		event.ServiceShipping + "/" + event.CmdShipmentCancel: s.cancelShipment,
+	}
+}
+
+// Handle implements streams.Handler for every group, the orchestrator's
+// included.
 func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 	env := m.Env
 	if !strings.HasSuffix(m.Stream, ":"+env.Type) {
 		return streams.Permanent(fmt.Errorf("event type %q does not belong on stream %s", env.Type, m.Stream))
+	}
+	if m.Group == event.ServiceOrchestrator {
+		return s.engine.HandleReply(ctx, m)
 	}
 	var d event.OrderData
 	if err := json.Unmarshal(env.Data, &d); err != nil {
@@ -61,8 +116,10 @@ func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 	if d.Order.OrderID == "" || len(d.Order.Items) == 0 {
 		return streams.Permanent(fmt.Errorf("%s data carries no order", env.Type))
 	}
-	react := s.reaction(m.Group, env.Type)
-	if react == nil {
+	key := m.Group + "/" + env.Type
+	react, isReaction := s.reactions()[key]
+	op, isCommand := s.commands()[key]
+	if !isReaction && !isCommand {
 		return streams.Permanent(fmt.Errorf("group %s does not handle %s", m.Group, env.Type))
 	}
 	// A message its saga has moved past (a duplicate, a late redelivery, a
@@ -73,38 +130,65 @@ func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 	if err != nil || !live {
 		return err
 	}
-	return react(ctx, m, &d)
-}
-
-func (s *Services) reaction(group, typ string) reaction {
-	switch group + "/" + typ {
-	case event.ServicePayment + "/" + event.OrderCreated:
-		return s.charge
-	case event.ServicePayment + "/" + event.StockInsufficient, event.ServicePayment + "/" + event.StockReleased:
-		return s.refund
-	case event.ServiceInventory + "/" + event.PaymentCompleted:
-		return s.reserve
-	case event.ServiceInventory + "/" + event.ShipmentFailed:
-		return s.release
-	case event.ServiceInventory + "/" + event.OrderCompleted:
-		return s.consume
-	case event.ServiceShipping + "/" + event.StockReserved:
-		return s.ship
-	case event.ServicePayment + "/" + event.OrderCompleted:
-		return s.settle
-	case event.ServiceShipping + "/" + event.OrderCompleted:
-		return s.closeShipment
-	case event.ServiceOrder + "/" + event.ShipmentCreated:
-		return s.complete
-	case event.ServiceOrder + "/" + event.PaymentFailed, event.ServiceOrder + "/" + event.PaymentRefunded:
-		return s.cancel
+	if isCommand {
+		return s.reply(ctx, m, op, &d)
 	}
-	return nil
+	return s.react(ctx, m, react, &d)
 }
 
-// commit publishes the next event. A stale or missing saga is not an error:
-// the entry was a duplicate and is acknowledged.
-func (s *Services) commit(ctx context.Context, m *streams.Message, emit string, d *event.OrderData, result any, record map[string]string) error {
+// react runs a choreography reaction and publishes the event its outcome
+// calls for.
+func (s *Services) react(ctx context.Context, m *streams.Message, r reaction, d *event.OrderData) error {
+	out, err := r.op(ctx, m.Env.SagaID, d)
+	if err != nil {
+		return err
+	}
+	if r.finalizer {
+		return s.engine.Ack(ctx, m)
+	}
+	emit := r.onOK
+	if !out.ok {
+		if r.onFail == "" {
+			return fmt.Errorf("%s: %s", m.Env.Type, out.reason) // retried, then dead-lettered
+		}
+		emit = r.onFail
+		d.Reason = out.reason
+	}
+	var record map[string]string
+	if r.record != "" {
+		if d.Reason == "" && r.record == event.OrderStatusCancelled {
+			d.Reason = "cancelled"
+		}
+		record = map[string]string{"status": r.record}
+		if d.Reason != "" {
+			record["reason"] = d.Reason
+		}
+	}
+	return s.commit(ctx, m, emit, d, out.result, record)
+}
+
+// reply runs a command's operation and answers the orchestrator.
+func (s *Services) reply(ctx context.Context, m *streams.Message, op operation, d *event.OrderData) error {
+	var cmd event.Command
+	if err := json.Unmarshal(m.Env.Data, &cmd); err != nil || (cmd.Phase != event.PhaseExecute && cmd.Phase != event.PhaseCompensate) {
+		return streams.Permanent(fmt.Errorf("%s carries no step and phase", m.Env.Type))
+	}
+	out, err := op(ctx, m.Env.SagaID, d)
+	if err != nil {
+		return err
+	}
+	r := event.ReplyData{Command: m.Env.Type, Step: cmd.Step, Phase: cmd.Phase, OK: out.ok, Reason: out.reason}
+	if out.result != nil {
+		if r.Result, err = json.Marshal(out.result); err != nil {
+			return fmt.Errorf("encode result: %w", err)
+		}
+	}
+	return s.engine.Reply(ctx, m, r)
+}
+
+// commit publishes the next choreography event. A stale or missing saga is
+// not an error: the entry was a duplicate and is acknowledged.
+func (s *Services) commit(ctx context.Context, m *streams.Message, emit string, d *event.OrderData, result map[string]any, record map[string]string) error {
 	data, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", emit, err)
@@ -129,99 +213,91 @@ func (s *Services) commit(ctx context.Context, m *streams.Message, emit string, 
 	return nil
 }
 
-func (s *Services) charge(ctx context.Context, m *streams.Message, d *event.OrderData) error {
-	decision, detail, err := s.gateway.charge(ctx, m.Env.SagaID, d.Order.TotalCents)
+// The operations. Each is idempotent per saga through its service's script.
+
+func (s *Services) noop(context.Context, string, *event.OrderData) (outcome, error) {
+	return outcome{ok: true}, nil
+}
+
+func (s *Services) charge(ctx context.Context, sagaID string, d *event.OrderData) (outcome, error) {
+	decision, detail, err := s.gateway.charge(ctx, sagaID, d.Order.TotalCents)
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	if decision == "charged" {
 		d.PaymentID = detail
-		return s.commit(ctx, m, event.PaymentCompleted, d,
-			map[string]any{"payment_id": detail, "amount_cents": d.Order.TotalCents}, nil)
+		return outcome{ok: true, result: map[string]any{"payment_id": detail, "amount_cents": d.Order.TotalCents}}, nil
 	}
-	d.Reason = "payment " + decision + ": " + detail
-	return s.commit(ctx, m, event.PaymentFailed, d, map[string]any{"decision": decision, "reason": detail}, nil)
+	return outcome{reason: "payment " + decision + ": " + detail, result: map[string]any{"decision": decision, "reason": detail}}, nil
 }
 
-func (s *Services) refund(ctx context.Context, m *streams.Message, d *event.OrderData) error {
-	decision, cents, err := s.gateway.refund(ctx, m.Env.SagaID)
+func (s *Services) refund(ctx context.Context, sagaID string, _ *event.OrderData) (outcome, error) {
+	decision, cents, err := s.gateway.refund(ctx, sagaID)
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
-	return s.commit(ctx, m, event.PaymentRefunded, d, map[string]any{"refund": decision, "refunded_cents": cents}, nil)
+	if decision == "refused" {
+		return outcome{reason: "the gateway refused the refund"}, nil
+	}
+	return outcome{ok: true, result: map[string]any{"refund": decision, "refunded_cents": cents}}, nil
 }
 
-func (s *Services) reserve(ctx context.Context, m *streams.Message, d *event.OrderData) error {
-	decision, sku, err := s.inventory.reserve(ctx, m.Env.SagaID, d.Order.Items)
+func (s *Services) reserve(ctx context.Context, sagaID string, d *event.OrderData) (outcome, error) {
+	decision, sku, err := s.inventory.reserve(ctx, sagaID, d.Order.Items)
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	if decision == "reserved" {
-		return s.commit(ctx, m, event.StockReserved, d, map[string]any{"reserved_units": d.Order.Units()}, nil)
+		return outcome{ok: true, result: map[string]any{"reserved_units": d.Order.Units()}}, nil
 	}
-	d.Reason = "stock " + decision
+	reason := "stock " + decision
 	if sku != "" {
-		d.Reason += ": " + sku
+		reason += ": " + sku
 	}
-	return s.commit(ctx, m, event.StockInsufficient, d, map[string]any{"decision": decision, "sku": sku}, nil)
+	return outcome{reason: reason, result: map[string]any{"decision": decision, "sku": sku}}, nil
 }
 
-func (s *Services) release(ctx context.Context, m *streams.Message, d *event.OrderData) error {
-	decision, err := s.inventory.release(ctx, m.Env.SagaID)
+func (s *Services) release(ctx context.Context, sagaID string, _ *event.OrderData) (outcome, error) {
+	decision, err := s.inventory.release(ctx, sagaID)
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
-	return s.commit(ctx, m, event.StockReleased, d, map[string]any{"release": decision}, nil)
+	return outcome{ok: true, result: map[string]any{"release": decision}}, nil
 }
 
-// consume is not a saga step: the saga is already COMPLETED; inventory only
-// turns the reservation into shipped units and acknowledges.
-func (s *Services) consume(ctx context.Context, m *streams.Message, _ *event.OrderData) error {
-	if _, err := s.inventory.consume(ctx, m.Env.SagaID); err != nil {
-		return err
-	}
-	return s.engine.Ack(ctx, m)
-}
-
-// settle is not a saga step: the saga is COMPLETED; payment lets the
-// charge's ledger expire.
-func (s *Services) settle(ctx context.Context, m *streams.Message, _ *event.OrderData) error {
-	if err := s.gateway.settle(ctx, m.Env.SagaID); err != nil {
-		return err
-	}
-	return s.engine.Ack(ctx, m)
-}
-
-// closeShipment is not a saga step: shipping lets the shipment record of a
-// completed saga expire.
-func (s *Services) closeShipment(ctx context.Context, m *streams.Message, _ *event.OrderData) error {
-	if err := s.shipping.close(ctx, m.Env.SagaID); err != nil {
-		return err
-	}
-	return s.engine.Ack(ctx, m)
-}
-
-func (s *Services) ship(ctx context.Context, m *streams.Message, d *event.OrderData) error {
-	decision, detail, err := s.shipping.ship(ctx, m.Env.SagaID, d.Order.Units())
+func (s *Services) ship(ctx context.Context, sagaID string, d *event.OrderData) (outcome, error) {
+	decision, detail, err := s.shipping.ship(ctx, sagaID, d.Order.Units())
 	if err != nil {
-		return err
+		return outcome{}, err
 	}
 	if decision == "created" {
 		d.ShipmentID = detail
-		return s.commit(ctx, m, event.ShipmentCreated, d, map[string]any{"shipment_id": detail}, nil)
+		return outcome{ok: true, result: map[string]any{"shipment_id": detail}}, nil
 	}
-	d.Reason = "shipment " + decision + ": " + detail
-	return s.commit(ctx, m, event.ShipmentFailed, d, map[string]any{"decision": decision, "reason": detail}, nil)
+	return outcome{reason: "shipment " + decision + ": " + detail, result: map[string]any{"decision": decision, "reason": detail}}, nil
 }
 
-func (s *Services) complete(ctx context.Context, m *streams.Message, d *event.OrderData) error {
-	return s.commit(ctx, m, event.OrderCompleted, d, nil, map[string]string{"status": event.OrderStatusCompleted})
+func (s *Services) cancelShipment(ctx context.Context, sagaID string, _ *event.OrderData) (outcome, error) {
+	decision, err := s.shipping.cancel(ctx, sagaID)
+	if err != nil {
+		return outcome{}, err
+	}
+	return outcome{ok: true, result: map[string]any{"cancel": decision}}, nil
 }
 
-func (s *Services) cancel(ctx context.Context, m *streams.Message, d *event.OrderData) error {
-	if d.Reason == "" {
-		d.Reason = "cancelled"
-	}
-	return s.commit(ctx, m, event.OrderCancelled, d, nil,
-		map[string]string{"status": event.OrderStatusCancelled, "reason": d.Reason})
+// consume turns a completed saga's reservation into shipped units.
+func (s *Services) consume(ctx context.Context, sagaID string, _ *event.OrderData) (outcome, error) {
+	_, err := s.inventory.consume(ctx, sagaID)
+	return outcome{ok: true}, err
 }
+
+// settle lets a completed saga's ledger expire: the charge is final.
+func (s *Services) settle(ctx context.Context, sagaID string, _ *event.OrderData) (outcome, error) {
+	return outcome{ok: true}, s.gateway.settle(ctx, sagaID)
+}
+
+// closeShipment lets a completed saga's shipment record expire.
+func (s *Services) closeShipment(ctx context.Context, sagaID string, _ *event.OrderData) (outcome, error) {
+	return outcome{ok: true}, s.shipping.close(ctx, sagaID)
+}
+

@@ -36,6 +36,16 @@ func (s *Shipping) close(ctx context.Context, sagaID string) error {
 	return nil
 }
 
+// cancel cancels a saga's shipment once (or leaves a tombstone). Decisions:
+// cancelled, null, or the earlier outcome.
+func (s *Shipping) cancel(ctx context.Context, sagaID string) (string, error) {
+	res, err := cancelScript.Run(ctx, s.rdb, []string{s.shipmentKey(sagaID), s.ks.Domain("{shipping}", "totals")}, s.opts.ttlSeconds()).Text()
+	if err != nil {
+		return "", fmt.Errorf("cancel shipment: %w", err)
+	}
+	return res, nil
+}
+
 // ship creates a saga's shipment once. Decisions: created (detail: shipment
 // id) or failed (detail: reason).
 func (s *Shipping) ship(ctx context.Context, sagaID string, units int64) (string, string, error) {

@@ -29,6 +29,8 @@ const (
 	// Missing: the saga hash does not exist (expired or never created); the
 	// entry was acknowledged.
 	Missing Code = "MISSING"
+	// NotDue: a re-send came before the saga's retry time; nothing changed.
+	NotDue Code = "NOTDUE"
 )
 
 // Result is what a commit did.
@@ -101,26 +103,40 @@ func (e *Engine) Ack(ctx context.Context, m *streams.Message) error {
 
 // commit gathers the arguments of one run of transition.lua.
 type commit struct {
-	ks         streams.Keyspace
-	m          *streams.Message
-	p          int
-	sagaKey    string
-	expected   int64
-	status     string
-	saga       []any
-	event      []any
-	history    string
-	outStream  string
-	recordKey  string
-	fields     []any
-	dead       []any
-	alert      []any
-	deadAlways bool
+	ks        streams.Keyspace
+	p         int
+	sagaID    string
+	mode      string
+	causation string
+	// The consumed entry to acknowledge; empty when the transition consumes
+	// none (a re-send, an operator's retry).
+	stream, group, entryID string
+	sagaKey                string
+	expected               int64
+	status                 string
+	saga                   []any
+	event                  []any
+	history                string
+	outStream              string
+	recordKey              string
+	fields                 []any
+	dead                   []any
+	alert                  []any
+	deadAlways             bool
+	retry                  string
 }
 
 func (e *Engine) newCommit(m *streams.Message) *commit {
-	p := m.Partition
-	c := &commit{ks: e.ks, m: m, p: p, sagaKey: e.ks.Saga(p, m.Env.SagaID), expected: m.Env.SagaVersion}
+	c := e.sagaCommit(m.Partition, m.Env.SagaID, m.Env.SagaMode, m.Env.SagaVersion)
+	c.causation = m.Env.EventID
+	c.stream, c.group, c.entryID = m.Stream, m.Group, m.ID
+	return c
+}
+
+// sagaCommit is a transition that consumes no entry.
+func (e *Engine) sagaCommit(p int, sagaID, mode string, version int64) *commit {
+	c := &commit{ks: e.ks, p: p, sagaID: sagaID, mode: mode, sagaKey: e.ks.Saga(p, sagaID), expected: version}
+	c.stream = c.sagaKey
 	c.outStream = e.ks.DeadLetter(p) // a same-slot placeholder when nothing is published
 	c.recordKey = c.sagaKey
 	return c
@@ -128,8 +144,8 @@ func (e *Engine) newCommit(m *streams.Message) *commit {
 
 func (c *commit) emit(typ string, data json.RawMessage) {
 	env := &event.Envelope{
-		EventID: newEventID(), Type: typ, SagaID: c.m.Env.SagaID, SagaMode: c.m.Env.SagaMode,
-		SagaVersion: c.expected + 1, CausationID: c.m.Env.EventID, OccurredAt: time.Now(), Data: data,
+		EventID: newEventID(), Type: typ, SagaID: c.sagaID, SagaMode: c.mode,
+		SagaVersion: c.expected + 1, CausationID: c.causation, OccurredAt: time.Now(), Data: data,
 	}
 	c.event = env.Fields()
 	c.history = typ + "|" + env.EventID
@@ -152,15 +168,16 @@ func (c *commit) run(ctx context.Context, e *Engine) (Result, error) {
 	case c.status == event.StatusFailed:
 		timeout = 0
 	}
-	keys := []string{c.sagaKey, c.m.Stream, ks.Deadlines(c.p), c.outStream, c.recordKey, ks.DeadLetter(c.p), ks.Alerts(c.p)}
+	keys := []string{c.sagaKey, c.stream, ks.Deadlines(c.p), c.outStream, c.recordKey, ks.DeadLetter(c.p), ks.Alerts(c.p)}
 	for _, s := range event.SagaStatuses {
 		keys = append(keys, ks.Index(c.p, s))
 	}
+	keys = append(keys, ks.Retries(c.p))
 	always := "0"
 	if c.deadAlways {
 		always = "1"
 	}
-	args := []any{c.m.Group, c.m.ID, c.expected, c.status, timeout, retention, c.history, always}
+	args := []any{c.group, c.entryID, c.expected, c.status, timeout, retention, c.history, always, c.retry}
 	args = appendCounted(args, c.saga)
 	args = appendCounted(args, c.event)
 	args = appendCounted(args, c.fields)
@@ -177,7 +194,7 @@ func (c *commit) run(ctx context.Context, e *Engine) (Result, error) {
 	version, _ := res[1].(int64)
 	r := Result{Code: Code(code), Version: version}
 	switch r.Code {
-	case Applied:
+	case Applied, NotDue:
 	case Stale:
 		e.Stats.Stale.Add(1)
 	case Missing:
@@ -231,10 +248,28 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 	why := "dead-lettered " + m.Env.Type + ": " + reason
 	abort := ""
 	k := firstUnfinished(st)
-	if st.Status == event.StatusInProgress && k >= 0 {
-		abort = def.Steps[k].Abort
+	orchestrated := st.Mode == event.ModeOrchestration
+	if orchestrated {
+		k = st.CurrentStep
 	}
-	if abort != "" {
+	if st.Status == event.StatusInProgress && k >= 0 && k < len(def.Steps) {
+		abort = def.Steps[k].Abort
+		if orchestrated {
+			abort = def.Steps[k].Compensate
+		}
+	}
+	switch {
+	case abort != "" && orchestrated:
+		// The step's outcome is unknown: its own compensation runs first
+		// (a no-op when it never took effect), then the others in reverse.
+		c.status = event.StatusCompensating
+		c.saga = []any{stepField(k, "status"), event.StepFailed, "status", c.status, "reason", why,
+			"current_step", strconv.Itoa(k)}
+		if err := c.command(abort, st.Context, k, event.PhaseCompensate); err != nil {
+			return err
+		}
+		e.Stats.Aborted.Add(1)
+	case abort != "":
 		data, err := withReason(st.Context, why)
 		if err != nil {
 			return err
@@ -244,7 +279,7 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 			"current_step", strconv.Itoa(max(k-1, 0))}
 		c.emit(abort, data)
 		e.Stats.Aborted.Add(1)
-	} else {
+	default:
 		c.status = event.StatusFailed
 		c.saga = []any{"status", c.status, "reason", why}
 		c.history = "saga.failed|" + m.ID
@@ -267,7 +302,7 @@ func (e *Engine) deadLetterOnly(ctx context.Context, m *streams.Message, dead, a
 	keys := []string{m.Stream, e.ks.DeadLetter(m.Partition), e.ks.Alerts(m.Partition)}
 	args := append([]any{m.Group, m.ID, len(alert) / 2}, alert...)
 	args = append(args, dead...)
-	if err := deadLetterScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
+	if err := forwardScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
 	e.Stats.DeadLettered.Add(1)

@@ -7,7 +7,11 @@ import (
 	"github.com/streamsaga/streamsaga/event"
 )
 
-// Definition describes one saga type.
+// Definition describes one saga type: the design notes' orchestrator made
+// data. Orchestration runs Steps in order, sending each step's Execute
+// command and, when a step fails, the Compensate commands of the completed
+// steps in reverse order. Choreography uses Events instead: what each event
+// a service publishes does to the saga.
 type Definition struct {
 	// Type is the saga type name, e.g. ORDER_SAGA.
 	Type string
@@ -16,12 +20,28 @@ type Definition struct {
 	// Events maps each choreography event to what publishing it does to the
 	// saga. Event types are unique across all definitions.
 	Events map[string]Effect
+	// Completed and Compensated say what the orchestrator publishes, and
+	// writes on the saga's record, when an orchestrated saga ends.
+	Completed, Compensated Final
+}
+
+// Final is the end of an orchestrated saga.
+type Final struct {
+	// Event is published with the saga's context as data; empty for none.
+	Event string
+	// Record fields set on the saga's record (the saga's reason is added).
+	Record map[string]string
 }
 
 // Step is one step of a saga.
 type Step struct {
 	// Name is the step's name, e.g. chargePayment.
 	Name string
+	// Execute is the orchestration command that performs the step.
+	Execute string
+	// Compensate is the orchestration command that undoes it; empty when
+	// there is nothing to undo.
+	Compensate string
 	// Abort is the choreography event that starts compensating this step
 	// (and those before it) when its outcome is unknown: its entry was
 	// dead-lettered, or its deadline passed. The compensations it triggers
@@ -61,6 +81,9 @@ func (d *Definition) Validate() error {
 		}
 	}
 	for i, s := range d.Steps {
+		if s.Name == "" {
+			errs = append(errs, fmt.Errorf("%s: step %d has no name", d.Type, i))
+		}
 		if _, ok := d.Events[s.Abort]; s.Abort != "" && !ok {
 			errs = append(errs, fmt.Errorf("%s: step %d abort event %s is not defined", d.Type, i, s.Abort))
 		}

@@ -26,7 +26,7 @@ var luaFS embed.FS
 var (
 	startScript      = streams.MustScript(luaFS, "lua/start.lua")
 	transitionScript = streams.MustScript(luaFS, "lua/transition.lua")
-	deadLetterScript = streams.MustScript(luaFS, "lua/deadletter.lua")
+	forwardScript    = streams.MustScript(luaFS, "lua/forward.lua")
 )
 
 // Sentinel errors.
@@ -45,6 +45,12 @@ type Options struct {
 	Retention time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default 24h.
 	IdempotencyTTL time.Duration
+	// CompensationAttempts is how often an orchestrated compensation is
+	// tried before the saga becomes FAILED. Default 5.
+	CompensationAttempts int
+	// Backoff is the wait before the first retry of a failed compensation;
+	// it doubles on each retry up to BackoffMax. Defaults 200ms and 30s.
+	Backoff, BackoffMax time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -82,6 +88,15 @@ func New(rdb redis.UniversalClient, ks streams.Keyspace, opts Options, defs ...*
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.CompensationAttempts <= 0 {
+		opts.CompensationAttempts = 5
+	}
+	if opts.Backoff <= 0 {
+		opts.Backoff = 200 * time.Millisecond
+	}
+	if opts.BackoffMax < opts.Backoff {
+		opts.BackoffMax = max(30*time.Second, opts.Backoff)
+	}
 	e := &Engine{rdb: rdb, ks: ks, defs: map[string]*Definition{}, byEvent: map[string]*Definition{}, opts: opts}
 	for _, d := range defs {
 		if err := d.Validate(); err != nil {
@@ -105,7 +120,7 @@ func (e *Engine) Keyspace() streams.Keyspace { return e.ks }
 // pipeline does not fall back to EVAL on NOSCRIPT, so this also runs after
 // Redis restarts without persistence (callers retry on NOSCRIPT).
 func (e *Engine) LoadScripts(ctx context.Context) error {
-	return streams.LoadScripts(ctx, e.rdb, startScript, transitionScript, deadLetterScript)
+	return streams.LoadScripts(ctx, e.rdb, startScript, transitionScript, forwardScript)
 }
 
 // StartRequest is everything needed to start a saga.
@@ -200,6 +215,7 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (StartResult, error)
 	if r.Record != nil {
 		recordKey = e.ks.Record(p, r.Record.Kind, r.Record.ID)
 		record = mapPairs(r.Record.Fields)
+		saga = append(saga, "record", r.Record.Kind+":"+r.Record.ID)
 	}
 	keys := []string{idemKey, e.ks.Saga(p, r.SagaID), recordKey, e.ks.Stream(p, r.Event),
 		e.ks.Deadlines(p), e.ks.Index(p, event.StatusInProgress)}

@@ -29,6 +29,8 @@ type State struct {
 	DeadlineAt  *time.Time      `json:"deadlineAt,omitempty"`
 	Version     int64           `json:"version"`
 	History     []HistoryEntry  `json:"history"`
+	// Record is "<kind>:<id>" of the saga's record (the order).
+	Record string `json:"-"`
 }
 
 // StepState is one step of a saga.
@@ -36,6 +38,8 @@ type StepState struct {
 	Name   string          `json:"name"`
 	Status string          `json:"status"`
 	Result json.RawMessage `json:"result,omitempty"`
+	// Attempts counts the failed tries of the step's compensation.
+	Attempts int `json:"attempts,omitempty"`
 }
 
 // HistoryEntry is one message a saga's transitions published, in order.
@@ -118,7 +122,7 @@ func (e *Engine) List(ctx context.Context, statuses []string, limit int) ([]*Sta
 func parseState(h map[string]string) *State {
 	st := &State{
 		SagaID: h["saga_id"], Type: h["type"], Mode: h["mode"], Status: h["status"], Reason: h["reason"],
-		Context: json.RawMessage(h["context"]), History: []HistoryEntry{},
+		Context: json.RawMessage(h["context"]), History: []HistoryEntry{}, Record: h["record"],
 	}
 	if len(st.Context) == 0 {
 		st.Context = json.RawMessage("{}")
@@ -140,6 +144,7 @@ func parseState(h map[string]string) *State {
 		if r := h[stepField(i, "result")]; r != "" {
 			s.Result = json.RawMessage(r)
 		}
+		s.Attempts, _ = strconv.Atoi(h[stepField(i, "attempts")])
 		st.Steps = append(st.Steps, s)
 	}
 	for k, v := range h {

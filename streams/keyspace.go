@@ -66,6 +66,10 @@ func (k Keyspace) Index(p int, status string) string { return k.base(p) + "index
 // Deadlines is the sorted set of saga ids scored by their step deadline.
 func (k Keyspace) Deadlines(p int) string { return k.base(p) + "deadlines" }
 
+// Retries is the sorted set of saga ids scored by when to re-send their
+// current command (a compensation's back-off).
+func (k Keyspace) Retries(p int) string { return k.base(p) + "retries" }
+
 // DeadLetter is the partition's dead-letter stream.
 func (k Keyspace) DeadLetter(p int) string { return k.base(p) + "deadletter" }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/streamsaga/streamsaga/config"
 	"github.com/streamsaga/streamsaga/handlers"
+	"github.com/streamsaga/streamsaga/internal/wiring"
 	"github.com/streamsaga/streamsaga/saga"
 	"github.com/streamsaga/streamsaga/streams"
 )
@@ -49,9 +50,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer reader.Close()
 
-	engine, err := saga.New(rdb, ks, saga.Options{
-		StepTimeout: cfg.StepTimeout, Retention: cfg.SagaRetention, IdempotencyTTL: cfg.IdempotencyTTL, Logger: log,
-	}, handlers.OrderSaga())
+	engine, err := wiring.Engine(rdb, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -69,7 +68,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		return err
 	}
-	services := handlers.NewServices(rdb, engine, DomainOptions(cfg), log)
+	services := handlers.NewServices(rdb, engine, wiring.Domain(cfg), log)
 	runner := streams.NewRunner(rdb, reader, subs.run, services, engine, streams.RunnerOptions{
 		Consumer: consumer, Concurrency: cfg.Concurrency, ReadCount: cfg.ReadCount,
 		ClaimMinIdle: cfg.ClaimMinIdle, MaxDeliveries: cfg.MaxDeliveries, Logger: log,
@@ -92,21 +91,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return trimmer.Run(gctx) })
 	g.Go(func() error { return operatorTrimmer.Run(gctx) })
+	// Every worker re-sends the compensations whose back-off has passed.
+	redriver := &saga.Redriver{Engine: engine, Interval: min(cfg.CompensationBackoff/2, time.Second), Logger: log}
+	g.Go(func() error { return redriver.Run(gctx) })
 	err = g.Wait()
 	st := &engine.Stats
 	log.Info("worker stopped", "stale_refused", st.Stale.Load(), "dead_lettered", st.DeadLettered.Load(),
 		"aborted", st.Aborted.Load(), "failed", st.Failed.Load())
 	return err
-}
-
-// DomainOptions are the order domain's options from the configuration.
-func DomainOptions(cfg *config.Config) handlers.Options {
-	return handlers.Options{
-		PaymentLimitCents: cfg.PaymentLimitCents, ShippingMaxUnits: cfg.ShippingMaxUnits,
-		PaymentFailureRate: cfg.PaymentFailureRate, ShippingFailureRate: cfg.ShippingFailureRate,
-		PaymentLatency: cfg.PaymentLatency, ShippingLatency: cfg.ShippingLatency,
-		RecordTTL: cfg.SagaRetention,
-	}
 }
 
 type subscriptionSet struct {

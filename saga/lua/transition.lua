@@ -16,6 +16,8 @@
 -- KEYS[7] alerts stream
 -- KEYS[8..12] status indexes: IN_PROGRESS, COMPENSATING, COMPLETED,
 --             COMPENSATED, FAILED
+-- KEYS[13] retries sorted set (saga ids scored by when to re-send their
+--          current command)
 -- ARGV[1] group
 -- ARGV[2] consumed entry id ('' = nothing to acknowledge)
 -- ARGV[3] expected saga version
@@ -24,11 +26,14 @@
 -- ARGV[6] retention, seconds; > 0 makes the hash and record expire
 -- ARGV[7] history entry "<type>|<id>" ('' = none)
 -- ARGV[8] '1': write the dead-letter entry even when the fence refuses
--- ARGV[9] number of saga field/value pairs, then the pairs, then likewise
+-- ARGV[9] retry: '' nothing; 'schedule:<ms>' re-send the current command
+--         after <ms>; 'due' this is that re-send: refused (NOTDUE) unless
+--         the saga's retry time has come
+-- ARGV[10] number of saga field/value pairs, then the pairs, then likewise
 --         the event's, the record's, the dead-letter entry's and the
 --         alert's pairs
 -- Returns {code, version}: 'OK' with the new version, 'STALE' with the
--- current one, 'MISSING' with 0 when there is no saga hash.
+-- current one, 'MISSING' with 0 when there is no saga hash, 'NOTDUE'.
 
 local function pairs_at(i)
   local n = tonumber(ARGV[i])
@@ -38,7 +43,7 @@ local function pairs_at(i)
   end
   return out, i + 2 * n + 1
 end
-local saga, i = pairs_at(9)
+local saga, i = pairs_at(10)
 local ev, j = pairs_at(i)
 local record, k = pairs_at(j)
 local dead, l = pairs_at(k)
@@ -69,12 +74,22 @@ if version ~= tonumber(ARGV[3]) then
   if ARGV[8] == '1' and #dead > 0 then
     redis.call('XADD', KEYS[6], '*', unpack(dead))
   end
+  if ARGV[9] == 'due' then
+    redis.call('ZREM', KEYS[13], cur[3]) -- the saga moved on: nothing to re-send
+  end
   ack()
   return {'STALE', version}
 end
 
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+if ARGV[9] == 'due' then
+  local at = redis.call('ZSCORE', KEYS[13], cur[3])
+  if not at or tonumber(at) > now then
+    return {'NOTDUE', version}
+  end
+  redis.call('ZREM', KEYS[13], cur[3])
+end
 local new_version = version + 1
 local saga_id = cur[3]
 local timeout = tonumber(ARGV[5])
@@ -112,6 +127,11 @@ if #dead > 0 then
 end
 if #alert > 0 then
   redis.call('XADD', KEYS[7], '*', unpack(alert))
+end
+
+local delay = string.match(ARGV[9], '^schedule:(%d+)$')
+if delay then
+  redis.call('ZADD', KEYS[13], now + tonumber(delay), saga_id)
 end
 
 if status_to ~= '' and status_to ~= cur[2] then

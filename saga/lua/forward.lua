@@ -1,15 +1,16 @@
--- Moves an entry that belongs to no live saga (undecodable, deleted while
--- pending, or a stale copy) to the dead-letter stream and acknowledges it,
--- in one step; an entry deleted while pending also raises an alert.
+-- Publishes one entry and acknowledges the consumed one, in one step, and
+-- optionally raises an alert. Used to move an entry that belongs to no live
+-- saga (undecodable, deleted while pending, a stale copy) to the dead-letter
+-- stream, and for a service's reply to an orchestrator command.
 --
 -- KEYS[1] consumed stream
--- KEYS[2] dead-letter stream
+-- KEYS[2] stream to publish to (dead letters, replies)
 -- KEYS[3] alerts stream
 -- ARGV[1] group
 -- ARGV[2] consumed entry id
 -- ARGV[3] number of alert field/value pairs (0 = no alert), then the pairs,
---         then the dead-letter entry's pairs
--- Returns the dead-letter entry id.
+--         then the published entry's pairs
+-- Returns the published entry's id.
 
 local n = tonumber(ARGV[3])
 local alert, dead = {}, {}

@@ -1,0 +1,34 @@
+// Package wiring turns the configuration into the options of the saga engine
+// and the order domain, in one place for every binary.
+package wiring
+
+import (
+	"log/slog"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/config"
+	"github.com/streamsaga/streamsaga/handlers"
+	"github.com/streamsaga/streamsaga/saga"
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// Engine builds the saga engine with the order saga.
+func Engine(rdb redis.UniversalClient, cfg *config.Config, log *slog.Logger) (*saga.Engine, error) {
+	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
+	return saga.New(rdb, ks, saga.Options{
+		StepTimeout: cfg.StepTimeout, Retention: cfg.SagaRetention, IdempotencyTTL: cfg.IdempotencyTTL,
+		CompensationAttempts: cfg.CompensationAttempts, Backoff: cfg.CompensationBackoff,
+		BackoffMax: cfg.CompensationBackoffMax, Logger: log,
+	}, handlers.OrderSaga())
+}
+
+// Domain are the order domain's options.
+func Domain(cfg *config.Config) handlers.Options {
+	return handlers.Options{
+		PaymentLimitCents: cfg.PaymentLimitCents, ShippingMaxUnits: cfg.ShippingMaxUnits,
+		PaymentFailureRate: cfg.PaymentFailureRate, ShippingFailureRate: cfg.ShippingFailureRate,
+		PaymentLatency: cfg.PaymentLatency, ShippingLatency: cfg.ShippingLatency,
+		RefundFailures: cfg.RefundFailures, RecordTTL: cfg.SagaRetention,
+	}
+}

@@ -1,0 +1,345 @@
+package saga
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// Errors of Retry.
+var (
+	// ErrNotFailed: only a FAILED saga can be retried.
+	ErrNotFailed = errors.New("saga is not FAILED")
+	// ErrCannotRetry: nothing in the saga's definition can undo what is left.
+	ErrCannotRetry = errors.New("saga cannot be re-driven")
+)
+
+// CommandData is the data of a command: the saga's context with the step
+// and phase added, so that a service needs nothing else.
+func CommandData(sagaContext json.RawMessage, step int, phase string) (json.RawMessage, error) {
+	m := map[string]json.RawMessage{}
+	if len(sagaContext) > 0 {
+		if err := json.Unmarshal(sagaContext, &m); err != nil {
+			return nil, fmt.Errorf("saga context: %w", err)
+		}
+	}
+	m["step"] = json.RawMessage(strconv.Itoa(step))
+	m["phase"], _ = json.Marshal(phase)
+	return json.Marshal(m)
+}
+
+// HandleReply is the orchestrator: it advances a saga by one service reply,
+// in one transition script fenced on the saga's version (state change + next
+// command + XACK). It keeps nothing in memory between replies, so any worker
+// can run it and a killed one loses nothing.
+func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
+	var r event.ReplyData
+	if err := json.Unmarshal(m.Env.Data, &r); err != nil {
+		return streams.Permanent(fmt.Errorf("decode reply: %w", err))
+	}
+	st, err := e.Get(ctx, m.Env.SagaID)
+	if errors.Is(err, ErrNotFound) {
+		e.Stats.Missing.Add(1)
+		return e.Ack(ctx, m)
+	}
+	if err != nil {
+		return err
+	}
+	if st.Version != m.Env.SagaVersion {
+		e.Stats.Stale.Add(1)
+		return e.Ack(ctx, m) // a duplicate or late reply: the saga moved on
+	}
+	def := e.defs[st.Type]
+	if def == nil || r.Step < 0 || r.Step >= len(def.Steps) || r.Step >= len(st.Steps) {
+		return streams.Permanent(fmt.Errorf("reply for step %d of saga type %q", r.Step, st.Type))
+	}
+	c := e.newCommit(m)
+	if err := e.advance(c, def, st, r); err != nil {
+		return err
+	}
+	res, err := c.run(ctx, e)
+	if err != nil {
+		return err
+	}
+	if res.Code == Applied && c.status == event.StatusFailed {
+		e.opts.Logger.WarnContext(ctx, "saga FAILED: a compensation failed for good", "saga_id", st.SagaID,
+			"step", def.Steps[r.Step].Name, "attempts", e.opts.CompensationAttempts, "reason", r.Reason)
+	}
+	return nil
+}
+
+// Reply answers an orchestrator command m: it publishes r on the reply
+// stream and acknowledges m in one script. The reply carries the command's
+// saga version, which the orchestrator's transition is fenced on.
+func (e *Engine) Reply(ctx context.Context, m *streams.Message, r event.ReplyData) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode reply: %w", err)
+	}
+	env := &event.Envelope{
+		EventID: newEventID(), Type: event.Reply, SagaID: m.Env.SagaID, SagaMode: m.Env.SagaMode,
+		SagaVersion: m.Env.SagaVersion, CausationID: m.Env.EventID, OccurredAt: time.Now(), Data: data,
+	}
+	keys := []string{m.Stream, e.ks.Stream(m.Partition, event.Reply), e.ks.Alerts(m.Partition)}
+	args := append([]any{m.Group, m.ID, 0}, env.Fields()...)
+	if err := forwardScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("reply: %w", err)
+	}
+	return nil
+}
+
+// advance fills c with what reply r does to the saga.
+func (e *Engine) advance(c *commit, def *Definition, st *State, r event.ReplyData) error {
+	i := r.Step
+	result := ""
+	if len(r.Result) > 0 {
+		result = string(r.Result)
+	}
+	switch {
+	case r.Phase == event.PhaseExecute && r.OK:
+		c.saga = []any{stepField(i, "status"), event.StepCompleted}
+		if result != "" {
+			c.saga = append(c.saga, stepField(i, "result"), result)
+		}
+		if i+1 < len(def.Steps) {
+			c.saga = append(c.saga, "current_step", strconv.Itoa(i+1))
+			return c.command(def.Steps[i+1].Execute, st.Context, i+1, event.PhaseExecute)
+		}
+		return e.finish(c, def.Completed, event.StatusCompleted, st)
+
+	case r.Phase == event.PhaseExecute:
+		st.Reason = r.Reason
+		c.status = event.StatusCompensating
+		c.saga = []any{stepField(i, "status"), event.StepFailed, "status", c.status, "reason", st.Reason}
+		if result != "" {
+			c.saga = append(c.saga, stepField(i, "result"), result)
+		}
+		return e.compensateFrom(c, def, st, i-1)
+
+	case r.Phase == event.PhaseCompensate && r.OK:
+		c.saga = []any{stepField(i, "status"), event.StepCompensated}
+		if result != "" {
+			c.saga = append(c.saga, stepField(i, "result"), result)
+		}
+		return e.compensateFrom(c, def, st, i-1)
+
+	case r.Phase == event.PhaseCompensate:
+		attempts := st.Steps[i].Attempts + 1
+		c.saga = []any{stepField(i, "attempts"), strconv.Itoa(attempts), "last_error", r.Reason}
+		if attempts < e.opts.CompensationAttempts {
+			// Try again after a capped exponential back-off: the retries set
+			// holds the saga until then, and the Redriver re-sends the command.
+			c.retry = "schedule:" + strconv.FormatInt(e.backoff(attempts).Milliseconds(), 10)
+			c.history = "retry.scheduled|" + def.Steps[i].Compensate
+			return nil
+		}
+		why := fmt.Sprintf("compensation %s of %s failed %d times: %s", def.Steps[i].Compensate, def.Steps[i].Name, attempts, r.Reason)
+		c.status = event.StatusFailed
+		c.saga = append(c.saga, stepField(i, "status"), event.StepFailed, "status", c.status, "reason", why)
+		c.history = "saga.failed|" + def.Steps[i].Compensate
+		c.alert = []any{"saga_id", st.SagaID, "type", "saga.failed", "step", def.Steps[i].Name, "error", why}
+		return nil
+	}
+	return streams.Permanent(fmt.Errorf("reply with unknown phase %q", r.Phase))
+}
+
+// backoff is the wait before retry number n (n >= 1) of a compensation.
+func (e *Engine) backoff(n int) time.Duration {
+	d := e.opts.Backoff
+	for range n - 1 {
+		d *= 2
+		if d >= e.opts.BackoffMax {
+			return e.opts.BackoffMax
+		}
+	}
+	return d
+}
+
+// compensateFrom sends the compensation of the last completed step at or
+// before index from, or ends the saga COMPENSATED when none is left.
+func (e *Engine) compensateFrom(c *commit, def *Definition, st *State, from int) error {
+	c.status = event.StatusCompensating
+	c.saga = append(c.saga, "status", c.status)
+	for j := from; j >= 0; j-- {
+		if st.Steps[j].Status == event.StepCompleted && def.Steps[j].Compensate != "" {
+			c.saga = append(c.saga, "current_step", strconv.Itoa(j))
+			return c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate)
+		}
+	}
+	return e.finish(c, def.Compensated, event.StatusCompensated, st)
+}
+
+// finish ends an orchestrated saga: its status, its final event, its record.
+func (e *Engine) finish(c *commit, f Final, status string, st *State) error {
+	c.status = status
+	c.saga = append(c.saga, "status", status)
+	if f.Event != "" {
+		data, err := withReason(st.Context, st.Reason)
+		if err != nil {
+			return err
+		}
+		c.emit(f.Event, data)
+	}
+	if kind, id, ok := strings.Cut(st.Record, ":"); ok && len(f.Record) > 0 {
+		fields := map[string]string{"reason": st.Reason}
+		for k, v := range f.Record {
+			fields[k] = v
+		}
+		c.record(&Record{Kind: kind, ID: id, Fields: fields})
+	}
+	return nil
+}
+
+func (c *commit) command(typ string, sagaContext json.RawMessage, step int, phase string) error {
+	data, err := CommandData(sagaContext, step, phase)
+	if err != nil {
+		return err
+	}
+	c.emit(typ, data)
+	return nil
+}
+
+// RedriveDue re-sends the current command of every saga of partition p
+// whose retry time has come. Each re-send is one fenced script that checks
+// the time again, so any number of workers can run it at once.
+func (e *Engine) RedriveDue(ctx context.Context, p int) (int, error) {
+	now, err := e.rdb.Time(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis time: %w", err)
+	}
+	ids, err := e.rdb.ZRangeByScore(ctx, e.ks.Retries(p), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: 100,
+	}).Result()
+	if err != nil {
+		return 0, fmt.Errorf("due retries: %w", err)
+	}
+	sent := 0
+	for _, id := range ids {
+		st, err := e.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			e.rdb.ZRem(ctx, e.ks.Retries(p), id)
+			continue
+		}
+		if err != nil {
+			return sent, err
+		}
+		def := e.defs[st.Type]
+		j := st.CurrentStep
+		if def == nil || st.Status != event.StatusCompensating || j < 0 || j >= len(def.Steps) || def.Steps[j].Compensate == "" {
+			e.rdb.ZRem(ctx, e.ks.Retries(p), id) // nothing to re-send any more
+			continue
+		}
+		c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
+		c.retry = "due"
+		if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
+			return sent, err
+		}
+		res, err := c.run(ctx, e)
+		if err != nil {
+			return sent, err
+		}
+		if res.Code == Applied {
+			sent++
+		}
+	}
+	return sent, nil
+}
+
+// Redriver re-sends compensations whose back-off has passed, in every
+// partition. Every worker runs one; no leader is needed.
+type Redriver struct {
+	Engine   *Engine
+	Interval time.Duration
+	Logger   *slog.Logger
+}
+
+// Run works until ctx is done.
+func (r *Redriver) Run(ctx context.Context) error {
+	interval := r.Interval
+	if interval <= 0 {
+		interval = 100 * time.Millisecond
+	}
+	log := r.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for p := range r.Engine.ks.Partitions {
+			if _, err := r.Engine.RedriveDue(ctx, p); err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, "re-send due compensations", "partition", p, "err", err)
+			}
+		}
+	}
+}
+
+// Retry re-drives a FAILED saga (POST /sagas/{id}/retry): an orchestrated
+// saga gets its failed compensation sent again with a fresh attempt count;
+// a choreographed one gets the event that starts compensating its last step
+// that may have taken effect.
+func (e *Engine) Retry(ctx context.Context, sagaID string) error {
+	st, err := e.Get(ctx, sagaID)
+	if err != nil {
+		return err
+	}
+	if st.Status != event.StatusFailed {
+		return ErrNotFailed
+	}
+	def := e.defs[st.Type]
+	if def == nil {
+		return ErrCannotRetry
+	}
+	p := e.ks.PartitionOf(sagaID)
+	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
+	c.status = event.StatusCompensating
+	if st.Mode == event.ModeOrchestration {
+		j := st.CurrentStep
+		if j < 0 || j >= len(def.Steps) || def.Steps[j].Compensate == "" {
+			return ErrCannotRetry
+		}
+		c.saga = []any{"status", c.status, stepField(j, "status"), event.StepCompleted, stepField(j, "attempts"), "0"}
+		if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
+			return err
+		}
+	} else {
+		k := -1
+		for i, s := range st.Steps {
+			if s.Status == event.StepCompleted || s.Status == event.StepFailed {
+				k = i
+			}
+		}
+		if k < 0 || def.Steps[k].Abort == "" {
+			return ErrCannotRetry
+		}
+		data, err := withReason(st.Context, st.Reason)
+		if err != nil {
+			return err
+		}
+		c.saga = []any{"status", c.status}
+		c.emit(def.Steps[k].Abort, data)
+	}
+	res, err := c.run(ctx, e)
+	if err != nil {
+		return err
+	}
+	if res.Code != Applied {
+		return fmt.Errorf("retry: saga changed meanwhile (%s)", res.Code)
+	}
+	return nil
+}
