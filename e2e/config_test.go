@@ -35,14 +35,6 @@ func TestBadConfigExits2(t *testing.T) {
 	}
 }
 
-// Orchestration is not in this version: the API refuses it at start.
-func TestAPIRefusesOrchestrationForNow(t *testing.T) {
-	p := start(t, "api", map[string]string{"REDIS_URL": srv.URL(), "HTTP_ADDR": "127.0.0.1:0", "SAGA_MODE": "orchestration"})
-	if code := p.wait(10 * time.Second); code != 2 || !strings.Contains(p.output(), "SAGA_MODE") {
-		t.Fatalf("exit %d, output %q", code, p.output())
-	}
-}
-
 // The API binary stops on SIGTERM with exit 0.
 func TestAPISIGTERM(t *testing.T) {
 	p := start(t, "api", map[string]string{"REDIS_URL": srv.URL(), "HTTP_ADDR": "127.0.0.1:0"})

@@ -81,7 +81,15 @@ func workerEnv(s *sagatest.System, extra map[string]string) map[string]string {
 // pending entries are reclaimed by the other worker, every order reaches its
 // final state, the invariants hold and nothing stays pending.
 func TestWorkerSIGKILLUnderLoad(t *testing.T) {
-	s := sagatest.New(t, srv, map[string]string{"CLAIM_MIN_IDLE": "1s"})
+	for _, mode := range []string{"choreography", "orchestration"} {
+		t.Run(mode, func(t *testing.T) { workerSIGKILLUnderLoad(t, mode) })
+	}
+}
+
+// In orchestration mode both workers run the orchestrator group too, so the
+// kill takes out an orchestrator in the middle of driving sagas.
+func workerSIGKILLUnderLoad(t *testing.T, mode string) {
+	s := sagatest.New(t, srv, map[string]string{"CLAIM_MIN_IDLE": "1s", "SAGA_MODE": mode})
 	s.StartAPI(nil)
 	initial := map[string]int64{"sku-a": 100000, "sku-b": 100000}
 	for sku, n := range initial {

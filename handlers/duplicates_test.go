@@ -2,8 +2,8 @@ package handlers_test
 
 import (
 	"context"
-	"strings"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"

@@ -300,4 +300,3 @@ func (s *Services) settle(ctx context.Context, sagaID string, _ *event.OrderData
 func (s *Services) closeShipment(ctx context.Context, sagaID string, _ *event.OrderData) (outcome, error) {
 	return outcome{ok: true}, s.shipping.close(ctx, sagaID)
 }
-

@@ -1,0 +1,140 @@
+package saga_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/internal/redistest"
+	"github.com/streamsaga/streamsaga/saga"
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// A travel saga, unrelated to orders: the orchestrator is generic.
+func travelSaga() *saga.Definition {
+	return &saga.Definition{
+		Type: "TRAVEL_SAGA",
+		Steps: []saga.Step{
+			{Name: "bookFlight", Execute: "cmd.flight.book", Compensate: "cmd.flight.cancel"},
+			{Name: "payDeposit", Execute: "cmd.deposit.pay"}, // nothing to undo
+			{Name: "bookHotel", Execute: "cmd.hotel.book", Compensate: "cmd.hotel.cancel"},
+			{Name: "rentCar", Execute: "cmd.car.rent", Compensate: "cmd.car.return"},
+		},
+		Completed:   saga.Final{Event: "travel.booked"},
+		Compensated: saga.Final{Event: "travel.cancelled"},
+	}
+}
+
+// travel runs one TRAVEL_SAGA to its end with fake services (this test
+// answers the commands; fail names the command they refuse) and the real
+// orchestrator group, and returns its final state and command flow.
+func travel(t *testing.T, fail string) (*saga.State, string) {
+	t.Helper()
+	rdb := srv.Client()
+	t.Cleanup(func() { rdb.Close() })
+	ks := streams.NewKeyspace(redistest.Prefix(), 1)
+	e, err := saga.New(rdb, ks, saga.Options{}, travelSaga())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	commands := []string{"cmd.flight.book", "cmd.flight.cancel", "cmd.deposit.pay", "cmd.hotel.book", "cmd.hotel.cancel", "cmd.car.rent", "cmd.car.return"}
+	var cmdStreams []string
+	for _, c := range commands {
+		cmdStreams = append(cmdStreams, ks.Stream(0, c))
+	}
+	subs := []streams.Subscription{
+		{Group: "orchestrator", Streams: []string{ks.Stream(0, event.Reply)}},
+		{Group: "travel", Streams: cmdStreams},
+	}
+	if err := streams.EnsureGroups(ctx, rdb, subs); err != nil {
+		t.Fatal(err)
+	}
+	services := streams.HandlerFunc(func(ctx context.Context, m *streams.Message) error {
+		if m.Group == "orchestrator" {
+			return e.HandleReply(ctx, m)
+		}
+		var cmd event.Command
+		if err := json.Unmarshal(m.Env.Data, &cmd); err != nil {
+			return err
+		}
+		return e.Reply(ctx, m, event.ReplyData{Command: m.Env.Type, Step: cmd.Step, Phase: cmd.Phase,
+			OK: m.Env.Type != fail, Reason: "refused by " + m.Env.Type})
+	})
+	reader := srv.Client()
+	t.Cleanup(func() { reader.Close() })
+	r := streams.NewRunner(rdb, reader, subs, services, e, streams.RunnerOptions{Consumer: "c", Block: 20 * time.Millisecond})
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+
+	p, id, _, err := e.NewIDs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sagaCtx := json.RawMessage(`{"traveller":"ann"}`)
+	first, _ := saga.CommandData(sagaCtx, 0, event.PhaseExecute)
+	if _, err := e.Start(ctx, saga.StartRequest{Type: "TRAVEL_SAGA", Mode: event.ModeOrchestration, Partition: p, SagaID: id,
+		Context: sagaCtx, Event: "cmd.flight.book", Data: first}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var st *saga.State
+	for {
+		st, err = e.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status == event.StatusCompleted || st.Status == event.StatusCompensated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("saga still %s: %+v", st.Status, st.Steps)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	var flow []string
+	for _, h := range st.History {
+		flow = append(flow, h.Type)
+	}
+	if n, _ := rdb.XLen(context.Background(), ks.Stream(0, "travel.booked")).Result(); n+rdb.XLen(context.Background(), ks.Stream(0, "travel.cancelled")).Val() != 1 {
+		t.Errorf("final events: %d booked", n)
+	}
+	return st, strings.Join(flow, " ")
+}
+
+func stepStatuses(st *saga.State) string {
+	var s []string
+	for _, x := range st.Steps {
+		s = append(s, x.Name+"="+x.Status)
+	}
+	return strings.Join(s, " ")
+}
+
+// The orchestrator runs any saga definition: steps in order, and on a
+// failure the completed steps' compensations in reverse order (skipping a
+// step with nothing to undo and the steps that never ran).
+func TestOrchestratorIsGeneric(t *testing.T) {
+	st, flow := travel(t, "")
+	if st.Status != event.StatusCompleted ||
+		flow != "cmd.flight.book cmd.deposit.pay cmd.hotel.book cmd.car.rent travel.booked" {
+		t.Fatalf("happy travel: %s, %q", st.Status, flow)
+	}
+	st, flow = travel(t, "cmd.car.rent")
+	if st.Status != event.StatusCompensated || st.Reason != "refused by cmd.car.rent" ||
+		flow != "cmd.flight.book cmd.deposit.pay cmd.hotel.book cmd.car.rent cmd.hotel.cancel cmd.flight.cancel travel.cancelled" {
+		t.Fatalf("car refused: %s %q, %q", st.Status, st.Reason, flow)
+	}
+	if got := stepStatuses(st); got != "bookFlight=COMPENSATED payDeposit=COMPLETED bookHotel=COMPENSATED rentCar=FAILED" {
+		t.Fatalf("steps %s", got)
+	}
+}
