@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/internal/redistest"
 	"github.com/streamsaga/streamsaga/saga"
