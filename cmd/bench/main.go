@@ -32,6 +32,7 @@ func main() {
 	flag.IntVar(&o.InFlight, "inflight", 200, "sagas in flight (closed loop)")
 	flag.BoolVar(&o.HTTP, "http", false, "place orders through the HTTP API instead of the order service")
 	flag.BoolVar(&o.Mix, "mix", false, "make 10% of the sagas compensate")
+	flag.StringVar(&o.Mode, "mode", "choreography", "saga style: choreography or orchestration")
 	flag.StringVar(&o.RedisURL, "redis-url", "", "use this Redis instead of starting one (it is not flushed)")
 	flag.BoolVar(&o.JSON, "json", false, "print one JSON line")
 	flag.Parse()

@@ -36,6 +36,7 @@ type Options struct {
 	InFlight  int
 	HTTP      bool
 	Mix       bool
+	Mode      string
 	RedisURL  string
 	JSON      bool
 	WorkerEnv []string // added to the workers' environment
@@ -70,7 +71,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		url = srv.URL()
 	}
 	prefix := "bench" + strings.TrimPrefix(redistest.Prefix(), "t")
-	env := map[string]string{"REDIS_URL": url, "SAGA_PREFIX": prefix, "LOG_LEVEL": "error"}
+	if o.Mode == "" {
+		o.Mode = event.ModeChoreography
+	}
+	env := map[string]string{"REDIS_URL": url, "SAGA_PREFIX": prefix, "LOG_LEVEL": "error", "SAGA_MODE": o.Mode}
 	cfg, err := config.LoadFrom(env)
 	if err != nil {
 		return err
@@ -144,7 +148,7 @@ type placeFunc func(ctx context.Context, i int) (sagaID string, err error)
 // placer returns how one saga is started: through the order service (the
 // code POST /orders runs) or through the HTTP API.
 func placer(ctx context.Context, o Options, cfg *config.Config, rdb redis.UniversalClient, engine *saga.Engine) (placeFunc, func(), error) {
-	orders := handlers.NewOrders(rdb, engine, event.ModeChoreography)
+	orders := handlers.NewOrders(rdb, engine, cfg.Mode)
 	items := func(i int) []event.Item {
 		if o.Mix && i%10 == 9 {
 			return []event.Item{{SKU: "sku-1", Quantity: 1, UnitPriceCents: 500000}} // declined
@@ -259,7 +263,7 @@ func drive(ctx context.Context, o Options, rdb redis.UniversalClient, ks streams
 	pct := func(p float64) float64 {
 		return float64(measured[min(int(p*float64(len(measured))), len(measured)-1)].Microseconds()) / 1000
 	}
-	mode := "choreography"
+	mode := o.Mode
 	if o.HTTP {
 		mode += " via HTTP"
 	}
