@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -128,14 +129,15 @@ func TestPoisonEntryCompensatesItsSaga(t *testing.T) {
 
 // A step that fails on every delivery is dead-lettered after MAX_DELIVERIES
 // and compensated; when its compensation fails for good too, the saga is
-// FAILED, an alert is raised and the order shows FAILED.
+// FAILED, an alert is raised and the order shows FAILED. Once the gateway is
+// fixed, POST /sagas/{id}/retry compensates it.
 func TestFailingCompensationEndsFailedWithAlert(t *testing.T) {
 	t.Parallel()
 	s := sagatest.New(t, srv, map[string]string{"MAX_DELIVERIES": "2", "CLAIM_MIN_IDLE": "200ms"})
 	s.StartAPI(nil)
 	// A gateway slower than a handler may take: every charge and refund
 	// attempt times out.
-	s.StartWorker(map[string]string{"PAYMENT_LATENCY": "5s"})
+	stop := s.StartWorker(map[string]string{"PAYMENT_LATENCY": "5s"})
 	s.SetStock("sku-a", 10)
 	o, err := s.PlaceOrder("c-1", sagatest.Item{SKU: "sku-a", Quantity: 1, UnitPriceCents: 100})
 	if err != nil {
@@ -163,6 +165,26 @@ func TestFailingCompensationEndsFailedWithAlert(t *testing.T) {
 	if err != nil || len(failed) != 1 || failed[0].SagaID != o.SagaID {
 		t.Errorf("FAILED index: %v %v", failed, err)
 	}
+	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
+
+	_ = stop()
+	s.StartWorker(nil) // the gateway is fast again
+	if code, err := s.Do(http.MethodPost, "/sagas/"+o.SagaID+"/retry", nil, nil, nil); err != nil || code != http.StatusAccepted {
+		t.Fatalf("retry: %d %v", code, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, _ = s.Checker.Orders.Get(ctx, o.OrderID)
+		if v.Status == event.OrderStatusCancelled || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
+	if v.Status != event.OrderStatusCancelled || st.Status != event.StatusCompensated {
+		t.Fatalf("after retry: order %s, saga %s", v.Status, st.Status)
+	}
+	s.WaitNoPending(5 * time.Second)
 	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
 }
 

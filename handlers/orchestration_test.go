@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
 )
@@ -108,4 +110,50 @@ func TestFailedCompensationThenOperatorRetry(t *testing.T) {
 	if code, _ := s.Do(http.MethodPost, "/sagas/"+o.SagaID+"/retry", nil, nil, nil); code != http.StatusConflict {
 		t.Errorf("second retry: %d, want 409", code)
 	}
+}
+
+// A command a service cannot handle is dead-lettered; the orchestrated saga
+// compensates the step in flight first (a refund of nothing: a no-op that
+// blocks a late charge), then the steps before it.
+func TestPoisonCommandCompensatesTheStepInFlight(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, map[string]string{"SAGA_MODE": event.ModeOrchestration})
+	s.StartAPI(nil)
+	stopFirst := s.StartWorker(map[string]string{"WORKER_SERVICES": "order,inventory,shipping,orchestrator"})
+	s.SetStock("sku-a", 10)
+	o, err := s.PlaceOrder("c-1", sagatest.I("sku-a", 1, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream := s.KS.Stream(0, event.CmdPaymentCharge)
+	deadline := time.Now().Add(10 * time.Second)
+	var msgs []redis.XMessage
+	for len(msgs) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no charge command")
+		}
+		msgs, _ = s.RDB.XRange(ctx, stream, "-", "+").Result()
+		time.Sleep(10 * time.Millisecond)
+	}
+	v := msgs[0].Values
+	v["data"] = `{"order":{},"step":1,"phase":"execute"}`
+	s.RDB.XDel(ctx, stream, msgs[0].ID)
+	s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: v})
+	_ = stopFirst()
+	s.StartWorker(nil)
+	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
+	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered cmd.payment.charge") {
+		t.Fatalf("saga %s %q", st.Status, st.Reason)
+	}
+	if got, want := flow(t, s, o.SagaID), "order.create payment.charge payment.refund order.cancel order.cancelled"; got != want {
+		t.Fatalf("flow %q, want %q", got, want)
+	}
+	l, _ := s.Checker.Gateway.Ledger(ctx, o.SagaID)
+	if l.Charge != "" || l.Refund != "null" {
+		t.Fatalf("ledger %+v, want a null refund and no charge", l)
+	}
+	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
 }

@@ -61,9 +61,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	fmt.Fprintf(o.Out, `streamsaga is running
   API        %s   (try: curl %s/sagas?status=COMPLETED)
   Redis      %s   (redis-cli -p %d; data in %s)
-  workers    %d, all services, choreography
+  workers    %d, all services; new sagas: %s (SAGA_MODE)
 Stop with Ctrl-C.
-`, base, base, srv.Addr(), srv.Port, srv.Dir, max(o.Workers, 1))
+`, base, base, srv.Addr(), srv.Port, srv.Dir, max(o.Workers, 1), cfg.Mode)
 	var demoErr error
 	if o.Demo {
 		demoErr = runDemo(gctx, base, o.Out)
