@@ -54,6 +54,21 @@ func TestCompensationRetriedUntilItSucceeds(t *testing.T) {
 	if got := flow(t, s, o.SagaID); got != want {
 		t.Fatalf("flow %q, want %q", got, want)
 	}
+	// A retry left behind for a version the saga has moved past is dropped,
+	// never sent.
+	ctx := context.Background()
+	retries := s.KS.Retries(s.KS.PartitionOf(o.SagaID))
+	s.RDB.ZAdd(ctx, retries, redis.Z{Score: 0, Member: o.SagaID + "|5"})
+	deadline := time.Now().Add(5 * time.Second)
+	for s.RDB.ZCard(ctx, retries).Val() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("obsolete retry not dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := flow(t, s, o.SagaID); got != want {
+		t.Fatalf("an obsolete retry changed the saga: %q", got)
+	}
 }
 
 // A compensation that always fails ends the saga FAILED with an alert, the

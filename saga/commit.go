@@ -243,6 +243,7 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 		return e.deadLetterOnly(ctx, m, dead, nil)
 	}
 	c := e.newCommit(m)
+	c.mode = st.Mode // an undecodable entry's mode is only a guess
 	c.dead = dead
 	c.deadAlways = true
 	why := "dead-lettered " + m.Env.Type + ": " + reason
@@ -259,6 +260,15 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 		}
 	}
 	switch {
+	case orchestrated && st.Status == event.StatusInProgress && k >= 0 && k < len(def.Steps) && abort == "":
+		// Nothing undoes the step in flight: compensate those before it.
+		c.mode = st.Mode
+		c.saga = []any{stepField(k, "status"), event.StepFailed, "reason", why}
+		st.Reason = why
+		if err := e.compensateFrom(c, def, st, k-1); err != nil {
+			return err
+		}
+		e.Stats.Aborted.Add(1)
 	case abort != "" && orchestrated:
 		// The step's outcome is unknown: its own compensation runs first
 		// (a no-op when it never took effect), then the others in reverse.

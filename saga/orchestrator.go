@@ -64,6 +64,7 @@ func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
 		return streams.Permanent(fmt.Errorf("reply for step %d of saga type %q", r.Step, st.Type))
 	}
 	c := e.newCommit(m)
+	c.mode = st.Mode
 	if err := e.advance(c, def, st, r); err != nil {
 		return err
 	}
@@ -72,6 +73,7 @@ func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
 		return err
 	}
 	if res.Code == Applied && c.status == event.StatusFailed {
+		e.Stats.Failed.Add(1)
 		e.opts.Logger.WarnContext(ctx, "saga FAILED: a compensation failed for good", "saga_id", st.SagaID,
 			"step", def.Steps[r.Step].Name, "attempts", e.opts.CompensationAttempts, "reason", r.Reason)
 	}
@@ -224,35 +226,45 @@ func (e *Engine) RedriveDue(ctx context.Context, p int) (int, error) {
 		return 0, fmt.Errorf("due retries: %w", err)
 	}
 	sent := 0
-	for _, id := range ids {
-		st, err := e.Get(ctx, id)
-		if errors.Is(err, ErrNotFound) {
-			e.rdb.ZRem(ctx, e.ks.Retries(p), id)
+	for _, member := range ids {
+		ok, err := e.redrive(ctx, p, member)
+		if err != nil {
+			// One bad saga must not hold up the others of its partition.
+			e.opts.Logger.WarnContext(ctx, "re-send a due compensation", "retry", member, "err", err)
 			continue
 		}
-		if err != nil {
-			return sent, err
-		}
-		def := e.defs[st.Type]
-		j := st.CurrentStep
-		if def == nil || st.Status != event.StatusCompensating || j < 0 || j >= len(def.Steps) || def.Steps[j].Compensate == "" {
-			e.rdb.ZRem(ctx, e.ks.Retries(p), id) // nothing to re-send any more
-			continue
-		}
-		c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
-		c.retry = "due"
-		if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
-			return sent, err
-		}
-		res, err := c.run(ctx, e)
-		if err != nil {
-			return sent, err
-		}
-		if res.Code == Applied {
+		if ok {
 			sent++
 		}
 	}
 	return sent, nil
+}
+
+// redrive re-sends one due compensation; member is "<saga id>|<version>".
+func (e *Engine) redrive(ctx context.Context, p int, member string) (bool, error) {
+	id, v, _ := strings.Cut(member, "|")
+	version, err := strconv.ParseInt(v, 10, 64)
+	st, gerr := e.Get(ctx, id)
+	if err != nil || errors.Is(gerr, ErrNotFound) || (gerr == nil && st.Version != version) {
+		// Malformed, expired, or the saga moved on since it was scheduled:
+		// the member is obsolete (a newer schedule has another member).
+		return false, e.rdb.ZRem(ctx, e.ks.Retries(p), member).Err()
+	}
+	if gerr != nil {
+		return false, gerr
+	}
+	def := e.defs[st.Type]
+	j := st.CurrentStep
+	if def == nil || st.Status != event.StatusCompensating || j < 0 || j >= len(def.Steps) || def.Steps[j].Compensate == "" {
+		return false, e.rdb.ZRem(ctx, e.ks.Retries(p), member).Err()
+	}
+	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
+	c.retry = "due:" + member
+	if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
+		return false, err
+	}
+	res, err := c.run(ctx, e)
+	return err == nil && res.Code == Applied, err
 }
 
 // Redriver re-sends compensations whose back-off has passed, in every
@@ -310,12 +322,20 @@ func (e *Engine) Retry(ctx context.Context, sagaID string) error {
 	c.status = event.StatusCompensating
 	if st.Mode == event.ModeOrchestration {
 		j := st.CurrentStep
-		if j < 0 || j >= len(def.Steps) || def.Steps[j].Compensate == "" {
+		if j < 0 || j >= len(def.Steps) {
 			return ErrCannotRetry
 		}
-		c.saga = []any{"status", c.status, stepField(j, "status"), event.StepCompleted, stepField(j, "attempts"), "0"}
-		if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
-			return err
+		if def.Steps[j].Compensate == "" {
+			// Nothing undoes step j itself: carry on with those before it.
+			c.saga = []any{stepField(j, "status"), event.StepFailed}
+			if err := e.compensateFrom(c, def, st, j-1); err != nil {
+				return err
+			}
+		} else {
+			c.saga = []any{"status", c.status, stepField(j, "status"), event.StepCompleted, stepField(j, "attempts"), "0"}
+			if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
+				return err
+			}
 		}
 	} else {
 		k := -1
@@ -335,11 +355,13 @@ func (e *Engine) Retry(ctx context.Context, sagaID string) error {
 		c.emit(def.Steps[k].Abort, data)
 	}
 	res, err := c.run(ctx, e)
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
-	}
-	if res.Code != Applied {
-		return fmt.Errorf("retry: saga changed meanwhile (%s)", res.Code)
+	case res.Code == Missing:
+		return ErrNotFound
+	case res.Code != Applied:
+		return ErrNotFailed // another retry won the race
 	}
 	return nil
 }

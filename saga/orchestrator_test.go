@@ -30,9 +30,10 @@ func travelSaga() *saga.Definition {
 }
 
 // travel runs one TRAVEL_SAGA to its end with fake services (this test
-// answers the commands; fail names the command they refuse) and the real
-// orchestrator group, and returns its final state and command flow.
-func travel(t *testing.T, fail string) (*saga.State, string) {
+// answers the commands; fail names the command they refuse, poison the one
+// whose handler always errors) and the real orchestrator group, and returns
+// its final state and command flow.
+func travel(t *testing.T, fail, poison string) (*saga.State, string) {
 	t.Helper()
 	rdb := srv.Client()
 	t.Cleanup(func() { rdb.Close() })
@@ -63,12 +64,16 @@ func travel(t *testing.T, fail string) (*saga.State, string) {
 		if err := json.Unmarshal(m.Env.Data, &cmd); err != nil {
 			return err
 		}
+		if m.Env.Type == poison {
+			return errors.New("this service is broken")
+		}
 		return e.Reply(ctx, m, event.ReplyData{Command: m.Env.Type, Step: cmd.Step, Phase: cmd.Phase,
 			OK: m.Env.Type != fail, Reason: "refused by " + m.Env.Type})
 	})
 	reader := srv.Client()
 	t.Cleanup(func() { reader.Close() })
-	r := streams.NewRunner(rdb, reader, subs, services, e, streams.RunnerOptions{Consumer: "c", Block: 20 * time.Millisecond})
+	r := streams.NewRunner(rdb, reader, subs, services, e, streams.RunnerOptions{Consumer: "c", Block: 20 * time.Millisecond,
+		ClaimMinIdle: 50 * time.Millisecond, MaxDeliveries: 2})
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
 
@@ -123,17 +128,24 @@ func stepStatuses(st *saga.State) string {
 // failure the completed steps' compensations in reverse order (skipping a
 // step with nothing to undo and the steps that never ran).
 func TestOrchestratorIsGeneric(t *testing.T) {
-	st, flow := travel(t, "")
+	st, flow := travel(t, "", "")
 	if st.Status != event.StatusCompleted ||
 		flow != "cmd.flight.book cmd.deposit.pay cmd.hotel.book cmd.car.rent travel.booked" {
 		t.Fatalf("happy travel: %s, %q", st.Status, flow)
 	}
-	st, flow = travel(t, "cmd.car.rent")
+	st, flow = travel(t, "cmd.car.rent", "")
 	if st.Status != event.StatusCompensated || st.Reason != "refused by cmd.car.rent" ||
 		flow != "cmd.flight.book cmd.deposit.pay cmd.hotel.book cmd.car.rent cmd.hotel.cancel cmd.flight.cancel travel.cancelled" {
 		t.Fatalf("car refused: %s %q, %q", st.Status, st.Reason, flow)
 	}
 	if got := stepStatuses(st); got != "bookFlight=COMPENSATED payDeposit=COMPLETED bookHotel=COMPENSATED rentCar=FAILED" {
 		t.Fatalf("steps %s", got)
+	}
+	// A step with nothing to undo whose command is dead-lettered: the steps
+	// before it are compensated all the same.
+	st, flow = travel(t, "", "cmd.deposit.pay")
+	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered cmd.deposit.pay") ||
+		flow != "cmd.flight.book cmd.deposit.pay cmd.flight.cancel travel.cancelled" {
+		t.Fatalf("deposit dead-lettered: %s %q, %q", st.Status, st.Reason, flow)
 	}
 }

@@ -27,8 +27,11 @@
 -- ARGV[7] history entry "<type>|<id>" ('' = none)
 -- ARGV[8] '1': write the dead-letter entry even when the fence refuses
 -- ARGV[9] retry: '' nothing; 'schedule:<ms>' re-send the current command
---         after <ms>; 'due' this is that re-send: refused (NOTDUE) unless
---         the saga's retry time has come
+--         after <ms> (member "<saga id>|<new version>" in KEYS[13]);
+--         'due:<member>' this is that re-send: refused (NOTDUE) unless the
+--         member's time has come. A member names the version it was
+--         scheduled at, so one left behind by a saga that moved on is
+--         recognisably obsolete and never shadows a newer one.
 -- ARGV[10] number of saga field/value pairs, then the pairs, then likewise
 --         the event's, the record's, the dead-letter entry's and the
 --         alert's pairs
@@ -74,8 +77,9 @@ if version ~= tonumber(ARGV[3]) then
   if ARGV[8] == '1' and #dead > 0 then
     redis.call('XADD', KEYS[6], '*', unpack(dead))
   end
-  if ARGV[9] == 'due' then
-    redis.call('ZREM', KEYS[13], cur[3]) -- the saga moved on: nothing to re-send
+  local member = string.match(ARGV[9], '^due:(.+)$')
+  if member then
+    redis.call('ZREM', KEYS[13], member) -- the saga moved on: obsolete
   end
   ack()
   return {'STALE', version}
@@ -83,12 +87,13 @@ end
 
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-if ARGV[9] == 'due' then
-  local at = redis.call('ZSCORE', KEYS[13], cur[3])
+local due = string.match(ARGV[9], '^due:(.+)$')
+if due then
+  local at = redis.call('ZSCORE', KEYS[13], due)
   if not at or tonumber(at) > now then
     return {'NOTDUE', version}
   end
-  redis.call('ZREM', KEYS[13], cur[3])
+  redis.call('ZREM', KEYS[13], due)
 end
 local new_version = version + 1
 local saga_id = cur[3]
@@ -131,7 +136,7 @@ end
 
 local delay = string.match(ARGV[9], '^schedule:(%d+)$')
 if delay then
-  redis.call('ZADD', KEYS[13], now + tonumber(delay), saga_id)
+  redis.call('ZADD', KEYS[13], now + tonumber(delay), saga_id .. '|' .. new_version)
 end
 
 if status_to ~= '' and status_to ~= cur[2] then
