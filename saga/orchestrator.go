@@ -285,20 +285,14 @@ func (r *Redriver) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	streams.RunEvery(ctx, interval, func(ctx context.Context) {
 		for p := range r.Engine.ks.Partitions {
 			if _, err := r.Engine.RedriveDue(ctx, p); err != nil && ctx.Err() == nil {
 				log.WarnContext(ctx, "re-send due compensations", "partition", p, "err", err)
 			}
 		}
-	}
+	})
+	return nil
 }
 
 // Retry re-drives a FAILED saga (POST /sagas/{id}/retry): an orchestrated

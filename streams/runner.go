@@ -336,20 +336,14 @@ func (r *Runner) observe(group string, o Outcome) {
 
 func (r *Runner) reclaimLoop(ctx context.Context, sub Subscription) error {
 	interval := min(max(r.opts.ClaimMinIdle/2, 10*time.Millisecond), 5*time.Second)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	RunEvery(ctx, interval, func(ctx context.Context) {
 		for _, stream := range sub.Streams {
 			if err := r.reclaim(ctx, sub, stream); err != nil && ctx.Err() == nil {
 				r.opts.Logger.WarnContext(ctx, "reclaim", "group", sub.Group, "stream", stream, "err", err)
 			}
 		}
-	}
+	})
+	return nil
 }
 
 // reclaim claims every entry of one stream idle for CLAIM_MIN_IDLE, from any

@@ -51,23 +51,16 @@ func (t *Trimmer) Run(ctx context.Context) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
+	RunEvery(ctx, interval, func(ctx context.Context) {
 		for _, s := range t.Streams {
 			if n, err := Trim(ctx, t.RDB, s, t.Retention); err != nil {
-				if ctx.Err() != nil {
-					return nil
+				if ctx.Err() == nil {
+					log.WarnContext(ctx, "trim stream", "stream", s, "err", err)
 				}
-				log.WarnContext(ctx, "trim stream", "stream", s, "err", err)
 			} else if n > 0 {
 				log.DebugContext(ctx, "trimmed stream", "stream", s, "removed", n)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-	}
+	})
+	return nil
 }

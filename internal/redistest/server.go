@@ -168,3 +168,17 @@ func Prefix() string {
 	_, _ = rand.Read(b)
 	return "t" + hex.EncodeToString(b)
 }
+
+// RunMain is the body of a test package's TestMain: it starts one server
+// for the package in *srv, runs the tests and stops the server. It returns
+// the exit code for os.Exit.
+func RunMain(m *testing.M, srv **Server, opts Options) int {
+	s, err := Start(opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*srv = s
+	defer s.Close()
+	return m.Run()
+}
