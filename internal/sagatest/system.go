@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/streamsaga/streamsaga/api"
 	"github.com/streamsaga/streamsaga/config"
+	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/redistest"
 	"github.com/streamsaga/streamsaga/streams"
 	"github.com/streamsaga/streamsaga/worker"
@@ -108,7 +110,38 @@ func (s *System) StartWorker(extra map[string]string) (stop func() error) {
 		return result
 	}
 	s.T.Cleanup(func() { _ = stop() })
+	s.waitGroups(done)
 	return stop
+}
+
+// waitGroups waits until a starting worker has created every consumer group,
+// so that a test may read through them at once.
+func (s *System) waitGroups(done chan error) {
+	s.T.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for p := range s.KS.Partitions {
+		for group, types := range handlers.Subscriptions() {
+			for _, typ := range types {
+				for {
+					groups, _ := s.RDB.XInfoGroups(ctx, s.KS.Stream(p, typ)).Result()
+					if slices.ContainsFunc(groups, func(g redis.XInfoGroup) bool { return g.Name == group }) {
+						break
+					}
+					select {
+					case err := <-done:
+						done <- err // for stop, at cleanup
+						s.T.Fatalf("worker stopped while starting: %v", err)
+					default:
+					}
+					if time.Now().After(deadline) {
+						s.T.Fatalf("worker did not create group %s on %s", group, typ)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}
+	}
 }
 
 // StartAPI serves the API in-process on a free port and sets APIURL.
