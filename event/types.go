@@ -27,6 +27,11 @@ const (
 	PaymentRefunded   = "payment.refunded"
 	OrderCompleted    = "order.completed"
 	OrderCancelled    = "order.cancelled"
+	// ShipmentAbandoned is published by the saga engine (not a service) when
+	// the shipment step's outcome is unknown (its deadline passed, or its
+	// entry was dead-lettered): shipping cancels whatever it may have
+	// shipped, then the saga compensates like after shipment.failed.
+	ShipmentAbandoned = "shipment.abandoned"
 )
 
 // Orchestration commands of the order saga: the orchestrator sends them to
@@ -50,6 +55,9 @@ const Reply = "saga.reply"
 const (
 	PhaseExecute    = "execute"
 	PhaseCompensate = "compensate"
+	// PhaseUndo compensates a late effect of a step its saga gave up on. It
+	// is sent without a saga transition and answered by no reply.
+	PhaseUndo = "undo"
 )
 
 // Command is what the orchestrator adds to a command's data, beside the

@@ -19,15 +19,17 @@ func OrderSaga() *saga.Definition {
 	return &saga.Definition{
 		Type: event.OrderSaga,
 		// Abort (choreography) is the event that compensates a step whose
-		// outcome is unknown and those before it: a refund or a release is a
-		// no-op (and a barrier) when nothing was charged or reserved. The
-		// choreography has no "cancel shipment" event, so a shipment whose
-		// outcome is unknown makes the saga FAILED for an operator.
+		// outcome is unknown and those before it: a refund, a release or a
+		// shipment cancel is a no-op (and a barrier that blocks the late
+		// action) when nothing was charged, reserved or shipped.
 		Steps: []saga.Step{
 			{Name: "createOrder", Execute: event.CmdOrderCreate, Compensate: event.CmdOrderCancel, Abort: event.PaymentFailed},
-			{Name: "chargePayment", Execute: event.CmdPaymentCharge, Compensate: event.CmdPaymentRefund, Abort: event.StockInsufficient},
-			{Name: "reserveStock", Execute: event.CmdStockReserve, Compensate: event.CmdStockRelease, Abort: event.ShipmentFailed},
-			{Name: "createShipment", Execute: event.CmdShipmentCreate, Compensate: event.CmdShipmentCancel},
+			{Name: "chargePayment", Execute: event.CmdPaymentCharge, Compensate: event.CmdPaymentRefund,
+				Abort: event.StockInsufficient, Fail: event.PaymentFailed},
+			{Name: "reserveStock", Execute: event.CmdStockReserve, Compensate: event.CmdStockRelease,
+				Abort: event.ShipmentFailed, Fail: event.StockInsufficient},
+			{Name: "createShipment", Execute: event.CmdShipmentCreate, Compensate: event.CmdShipmentCancel,
+				Abort: event.ShipmentAbandoned, Fail: event.ShipmentFailed},
 		},
 		// An orchestrated saga ends with the same events as a choreographed
 		// one, so the services finalise their records the same way.
@@ -41,6 +43,7 @@ func OrderSaga() *saga.Definition {
 			event.StockInsufficient: {Step: stepReserveStock, StepStatus: event.StepFailed, Status: event.StatusCompensating},
 			event.ShipmentCreated:   {Step: stepCreateShipment, StepStatus: event.StepCompleted},
 			event.ShipmentFailed:    {Step: stepCreateShipment, StepStatus: event.StepFailed, Status: event.StatusCompensating},
+			event.ShipmentAbandoned: {Step: stepCreateShipment, StepStatus: event.StepFailed, Status: event.StatusCompensating},
 			event.StockReleased:     {Step: stepReserveStock, StepStatus: event.StepCompensated},
 			event.PaymentRefunded:   {Step: stepChargePayment, StepStatus: event.StepCompensated},
 			event.OrderCompleted:    {Step: saga.NoStep, Status: event.StatusCompleted},
@@ -64,7 +67,7 @@ func Subscriptions() map[string][]string {
 			event.CmdPaymentCharge, event.CmdPaymentRefund},
 		event.ServiceInventory: {event.PaymentCompleted, event.ShipmentFailed, event.OrderCompleted,
 			event.CmdStockReserve, event.CmdStockRelease},
-		event.ServiceShipping: {event.StockReserved, event.OrderCompleted, event.CmdShipmentCreate, event.CmdShipmentCancel},
+		event.ServiceShipping: {event.StockReserved, event.ShipmentAbandoned, event.OrderCompleted, event.CmdShipmentCreate, event.CmdShipmentCancel},
 		event.ServiceOrder:    {event.PaymentFailed, event.ShipmentCreated, event.PaymentRefunded, event.CmdOrderCreate, event.CmdOrderCancel},
 		// The orchestrator reads the services' replies to its commands.
 		event.ServiceOrchestrator: {event.Reply},
@@ -76,7 +79,7 @@ func Streams() []string {
 	return []string{
 		event.OrderCreated, event.PaymentCompleted, event.PaymentFailed, event.StockReserved,
 		event.StockInsufficient, event.ShipmentCreated, event.ShipmentFailed, event.StockReleased,
-		event.PaymentRefunded, event.OrderCompleted, event.OrderCancelled,
+		event.PaymentRefunded, event.OrderCompleted, event.OrderCancelled, event.ShipmentAbandoned,
 		event.CmdOrderCreate, event.CmdOrderCancel, event.CmdPaymentCharge, event.CmdPaymentRefund,
 		event.CmdStockReserve, event.CmdStockRelease, event.CmdShipmentCreate, event.CmdShipmentCancel,
 		event.Reply,

@@ -76,7 +76,7 @@ func TestDuplicateAndReorderedDeliveryChangeNothing(t *testing.T) {
 
 // usedIn reports whether sagas of a mode publish on a stream type.
 func usedIn(mode, typ string) bool {
-	if typ == event.OrderCancelled || typ == event.CmdShipmentCancel {
+	if typ == event.OrderCancelled || typ == event.CmdShipmentCancel || typ == event.ShipmentAbandoned {
 		// Nobody consumes order.cancelled; a shipment is only cancelled
 		// when its outcome is unknown (a dead letter), not on these paths.
 		return false

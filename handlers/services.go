@@ -67,18 +67,22 @@ type reaction struct {
 	record       string // order status to write, for the order service
 	finalizer    bool   // only acknowledges: the saga is already final
 	compensation bool
+	// undo compensates op's effect when it lands after the saga gave up
+	// on the step (a hanging step).
+	undo operation
 }
 
 func (s *Services) reactions() map[string]reaction {
 	return map[string]reaction{
-		event.ServicePayment + "/" + event.OrderCreated:       {op: s.charge, onOK: event.PaymentCompleted, onFail: event.PaymentFailed},
+		event.ServicePayment + "/" + event.OrderCreated:       {op: s.charge, onOK: event.PaymentCompleted, onFail: event.PaymentFailed, undo: s.refund},
 		event.ServicePayment + "/" + event.StockInsufficient:  {op: s.refund, onOK: event.PaymentRefunded, compensation: true},
 		event.ServicePayment + "/" + event.StockReleased:      {op: s.refund, onOK: event.PaymentRefunded, compensation: true},
 		event.ServicePayment + "/" + event.OrderCompleted:     {op: s.settle, finalizer: true},
-		event.ServiceInventory + "/" + event.PaymentCompleted: {op: s.reserve, onOK: event.StockReserved, onFail: event.StockInsufficient},
+		event.ServiceInventory + "/" + event.PaymentCompleted: {op: s.reserve, onOK: event.StockReserved, onFail: event.StockInsufficient, undo: s.release},
 		event.ServiceInventory + "/" + event.ShipmentFailed:   {op: s.release, onOK: event.StockReleased, compensation: true},
 		event.ServiceInventory + "/" + event.OrderCompleted:   {op: s.consume, finalizer: true},
-		event.ServiceShipping + "/" + event.StockReserved:     {op: s.ship, onOK: event.ShipmentCreated, onFail: event.ShipmentFailed},
+		event.ServiceShipping + "/" + event.StockReserved:     {op: s.ship, onOK: event.ShipmentCreated, onFail: event.ShipmentFailed, undo: s.cancelShipment},
+		event.ServiceShipping + "/" + event.ShipmentAbandoned: {op: s.cancelShipment, onOK: event.ShipmentFailed, compensation: true},
 		event.ServiceShipping + "/" + event.OrderCompleted:    {op: s.closeShipment, finalizer: true},
 		event.ServiceOrder + "/" + event.ShipmentCreated:      {op: s.noop, onOK: event.OrderCompleted, record: event.OrderStatusCompleted},
 		event.ServiceOrder + "/" + event.PaymentFailed:        {op: s.noop, onOK: event.OrderCancelled, record: event.OrderStatusCancelled},
@@ -122,18 +126,77 @@ func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 	if !isReaction && !isCommand {
 		return streams.Permanent(fmt.Errorf("group %s does not handle %s", m.Group, env.Type))
 	}
+	var cmd event.Command
+	if isCommand {
+		if err := json.Unmarshal(env.Data, &cmd); err != nil || (cmd.Phase != event.PhaseExecute &&
+			cmd.Phase != event.PhaseCompensate && cmd.Phase != event.PhaseUndo) {
+			return streams.Permanent(fmt.Errorf("%s carries no step and phase", env.Type))
+		}
+		if cmd.Phase == event.PhaseUndo {
+			// Undoing a late effect needs no live saga: compensations are
+			// idempotent and a no-op when nothing took effect.
+			if _, err := op(ctx, env.SagaID, &d); err != nil {
+				return err
+			}
+			return s.engine.Ack(ctx, m)
+		}
+	}
 	// A message its saga has moved past (a duplicate, a late redelivery, a
 	// replay after the saga expired) gets no effect at all: acknowledged
 	// here, before any charge or reservation. The barriers in each service
 	// and the fence in the commit cover the races this check cannot.
 	live, err := s.engine.Live(ctx, m)
-	if err != nil || !live {
+	if err != nil {
 		return err
 	}
 	if isCommand {
-		return s.reply(ctx, m, op, &d)
+		if !live {
+			undo := s.commandUndo()[env.Type]
+			if cmd.Phase != event.PhaseExecute {
+				undo = nil
+			}
+			return s.stale(ctx, m, undo, cmd.Step, &d)
+		}
+		return s.reply(ctx, m, op, cmd, &d)
+	}
+	if !live {
+		return s.stale(ctx, m, react.undo, s.engine.StepOf(react.onOK), &d)
 	}
 	return s.react(ctx, m, react, &d)
+}
+
+// commandUndo maps an execute command to the operation that compensates it.
+func (s *Services) commandUndo() map[string]operation {
+	return map[string]operation{
+		event.CmdPaymentCharge:  s.refund,
+		event.CmdStockReserve:   s.release,
+		event.CmdShipmentCreate: s.cancelShipment,
+	}
+}
+
+// stale deals with a message its saga has moved past, then acknowledges
+// it. Usually that is all: a duplicate or a late redelivery. But when the
+// saga gave up on this message's step (its deadline passed), this step's
+// effect may have landed — by this delivery, or by an earlier one that
+// crashed before committing — and nobody else will compensate it: undo runs
+// the step's compensation, which is idempotent and a no-op (a tombstone that
+// blocks the effect) when nothing landed.
+func (s *Services) stale(ctx context.Context, m *streams.Message, undo operation, step int, d *event.OrderData) error {
+	if undo != nil && step != saga.NoStep {
+		gone, err := s.engine.Abandoned(ctx, m.Env.SagaID, step)
+		if err != nil {
+			return err
+		}
+		if gone {
+			s.log.InfoContext(ctx, "effect of an abandoned step: compensating it", "saga_id", m.Env.SagaID,
+				"event_type", m.Env.Type, "group", m.Group)
+			if _, err := undo(ctx, m.Env.SagaID, d); err != nil {
+				return err
+			}
+			s.engine.Sweeps.Undone.Add(1)
+		}
+	}
+	return s.engine.Ack(ctx, m)
 }
 
 // react runs a choreography reaction and publishes the event its outcome
@@ -164,15 +227,17 @@ func (s *Services) react(ctx context.Context, m *streams.Message, r reaction, d 
 			record["reason"] = d.Reason
 		}
 	}
-	return s.commit(ctx, m, emit, d, out.result, record)
+	// A forward step keeps its entry when the saga refuses the commit: the
+	// entry is acknowledged only after a possibly orphaned effect is undone.
+	res, err := s.commit(ctx, m, emit, d, out.result, record, r.undo != nil)
+	if err != nil || res == saga.Applied || r.undo == nil {
+		return err
+	}
+	return s.stale(ctx, m, r.undo, s.engine.StepOf(r.onOK), d)
 }
 
 // reply runs a command's operation and answers the orchestrator.
-func (s *Services) reply(ctx context.Context, m *streams.Message, op operation, d *event.OrderData) error {
-	var cmd event.Command
-	if err := json.Unmarshal(m.Env.Data, &cmd); err != nil || (cmd.Phase != event.PhaseExecute && cmd.Phase != event.PhaseCompensate) {
-		return streams.Permanent(fmt.Errorf("%s carries no step and phase", m.Env.Type))
-	}
+func (s *Services) reply(ctx context.Context, m *streams.Message, op operation, cmd event.Command, d *event.OrderData) error {
 	out, err := op(ctx, m.Env.SagaID, d)
 	if err != nil {
 		return err
@@ -188,15 +253,15 @@ func (s *Services) reply(ctx context.Context, m *streams.Message, op operation, 
 
 // commit publishes the next choreography event. A stale or missing saga is
 // not an error: the entry was a duplicate and is acknowledged.
-func (s *Services) commit(ctx context.Context, m *streams.Message, emit string, d *event.OrderData, result map[string]any, record map[string]string) error {
+func (s *Services) commit(ctx context.Context, m *streams.Message, emit string, d *event.OrderData, result map[string]any, record map[string]string, keep bool) (saga.Code, error) {
 	data, err := json.Marshal(d)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", emit, err)
+		return "", fmt.Errorf("encode %s: %w", emit, err)
 	}
-	t := saga.Transition{Emit: emit, Data: data, Reason: d.Reason}
+	t := saga.Transition{Emit: emit, Data: data, Reason: d.Reason, KeepOnRefusal: keep}
 	if result != nil {
 		if t.StepResult, err = json.Marshal(result); err != nil {
-			return fmt.Errorf("encode step result: %w", err)
+			return "", fmt.Errorf("encode step result: %w", err)
 		}
 	}
 	if record != nil {
@@ -204,13 +269,13 @@ func (s *Services) commit(ctx context.Context, m *streams.Message, emit string, 
 	}
 	res, err := s.engine.Commit(ctx, m, t)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if res.Code != saga.Applied {
 		s.log.InfoContext(ctx, "duplicate or late message ignored", "saga_id", m.Env.SagaID,
 			"event_type", m.Env.Type, "group", m.Group, "code", string(res.Code), "saga_version", res.Version)
 	}
-	return nil
+	return res.Code, nil
 }
 
 // The operations. Each is idempotent per saga through its service's script.

@@ -52,6 +52,10 @@ type Transition struct {
 	Reason string
 	// Record fields to set on the saga's record (the order), if any.
 	Record *Record
+	// KeepOnRefusal leaves the consumed entry pending when the transition is
+	// refused (STALE, MISSING): the caller acknowledges it after dealing
+	// with an effect the saga no longer expects.
+	KeepOnRefusal bool
 }
 
 // Commit applies a transition for the consumed message m: it updates the
@@ -66,6 +70,7 @@ func (e *Engine) Commit(ctx context.Context, m *streams.Message, t Transition) (
 	c := e.newCommit(m)
 	c.saga = effectFields(def, eff, t.StepResult, t.Reason)
 	c.status = eff.Status
+	c.keepOnRefusal = t.KeepOnRefusal
 	c.emit(t.Emit, t.Data)
 	if t.Record != nil {
 		c.record(t.Record)
@@ -74,9 +79,8 @@ func (e *Engine) Commit(ctx context.Context, m *streams.Message, t Transition) (
 }
 
 // Live reports whether m is its saga's current message: the saga exists and
-// still has the version m was published at. When it is not, Live
-// acknowledges m (a duplicate or stale delivery has nothing left to do) and
-// counts it.
+// still has the version m was published at. It counts stale messages; the
+// caller acknowledges them.
 func (e *Engine) Live(ctx context.Context, m *streams.Message) (bool, error) {
 	v, err := e.rdb.HGet(ctx, e.ks.Saga(m.Partition, m.Env.SagaID), "version").Int64()
 	switch {
@@ -89,7 +93,7 @@ func (e *Engine) Live(ctx context.Context, m *streams.Message) (bool, error) {
 	default:
 		e.Stats.Stale.Add(1)
 	}
-	return false, e.Ack(ctx, m)
+	return false, nil
 }
 
 // Ack acknowledges m without touching its saga: for consumers that only
@@ -123,6 +127,7 @@ type commit struct {
 	dead                   []any
 	alert                  []any
 	deadAlways             bool
+	keepOnRefusal          bool
 	retry                  string
 }
 
@@ -173,11 +178,14 @@ func (c *commit) run(ctx context.Context, e *Engine) (Result, error) {
 		keys = append(keys, ks.Index(c.p, s))
 	}
 	keys = append(keys, ks.Retries(c.p))
-	always := "0"
+	flags := ""
 	if c.deadAlways {
-		always = "1"
+		flags += "d"
 	}
-	args := []any{c.group, c.entryID, c.expected, c.status, timeout, retention, c.history, always, c.retry}
+	if c.keepOnRefusal {
+		flags += "k"
+	}
+	args := []any{c.group, c.entryID, c.expected, c.status, timeout, retention, c.history, flags, c.retry}
 	args = appendCounted(args, c.saga)
 	args = appendCounted(args, c.event)
 	args = appendCounted(args, c.fields)
@@ -247,54 +255,8 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 	c.dead = dead
 	c.deadAlways = true
 	why := "dead-lettered " + m.Env.Type + ": " + reason
-	abort := ""
-	k := firstUnfinished(st)
-	orchestrated := st.Mode == event.ModeOrchestration
-	if orchestrated {
-		k = st.CurrentStep
-	}
-	if st.Status == event.StatusInProgress && k >= 0 && k < len(def.Steps) {
-		abort = def.Steps[k].Abort
-		if orchestrated {
-			abort = def.Steps[k].Compensate
-		}
-	}
-	switch {
-	case orchestrated && st.Status == event.StatusInProgress && k >= 0 && k < len(def.Steps) && abort == "":
-		// Nothing undoes the step in flight: compensate those before it.
-		c.mode = st.Mode
-		c.saga = []any{stepField(k, "status"), event.StepFailed, "reason", why}
-		st.Reason = why
-		if err := e.compensateFrom(c, def, st, k-1); err != nil {
-			return err
-		}
-		e.Stats.Aborted.Add(1)
-	case abort != "" && orchestrated:
-		// The step's outcome is unknown: its own compensation runs first
-		// (a no-op when it never took effect), then the others in reverse.
-		c.status = event.StatusCompensating
-		c.saga = []any{stepField(k, "status"), event.StepFailed, "status", c.status, "reason", why,
-			"current_step", strconv.Itoa(k)}
-		if err := c.command(abort, st.Context, k, event.PhaseCompensate); err != nil {
-			return err
-		}
-		e.Stats.Aborted.Add(1)
-	case abort != "":
-		data, err := withReason(st.Context, why)
-		if err != nil {
-			return err
-		}
-		c.status = event.StatusCompensating
-		c.saga = []any{stepField(k, "status"), event.StepFailed, "status", c.status, "reason", why,
-			"current_step", strconv.Itoa(max(k-1, 0))}
-		c.emit(abort, data)
-		e.Stats.Aborted.Add(1)
-	default:
-		c.status = event.StatusFailed
-		c.saga = []any{"status", c.status, "reason", why}
-		c.history = "saga.failed|" + m.ID
-		c.alert = []any{"saga_id", st.SagaID, "type", "saga.failed", "step", m.Env.Type, "error", why}
-		e.Stats.Failed.Add(1)
+	if err := e.giveUp(c, def, st, why, m.Env.Type, false); err != nil {
+		return err
 	}
 	res, err := c.run(ctx, e)
 	if err != nil {
@@ -391,13 +353,75 @@ func rawRef(values map[string]any) (*event.Envelope, bool) {
 	return &event.Envelope{SagaID: id, SagaVersion: version, SagaMode: mode, Type: typ}, true
 }
 
-func firstUnfinished(st *State) int {
+// giveUp fills c for a saga that cannot wait for its live message any more.
+// A saga in progress starts compensating; the step in flight has an unknown
+// outcome:
+//   - its entry was dead-lettered (timeout false): its service is alive, so
+//     the step's own compensation runs first (a no-op when it never took
+//     effect, and a barrier against it taking effect later);
+//   - its deadline passed (timeout true): its service may be down, so the
+//     steps before it are compensated at once, and the service compensates
+//     its own effect if it ever lands (see Abandoned).
+//
+// A compensation that cannot run makes the saga FAILED with an alert.
+func (e *Engine) giveUp(c *commit, def *Definition, st *State, why, what string, timeout bool) error {
+	c.mode = st.Mode
+	if st.Status == event.StatusInProgress {
+		if st.Mode == event.ModeOrchestration {
+			k := st.CurrentStep
+			if k >= 0 && k < len(def.Steps) {
+				e.Stats.Aborted.Add(1)
+				st.Reason = why
+				if timeout || def.Steps[k].Compensate == "" {
+					// Nothing undoes the step in flight: compensate those before it.
+					c.saga = []any{stepField(k, "status"), event.StepFailed, "reason", why}
+					return e.compensateFrom(c, def, st, k-1)
+				}
+				c.status = event.StatusCompensating
+				c.saga = []any{stepField(k, "status"), event.StepFailed, "status", c.status, "reason", why,
+					"current_step", strconv.Itoa(k)}
+				return c.command(def.Steps[k].Compensate, st.Context, k, event.PhaseCompensate)
+			}
+		} else if k := inFlight(st); chorAbort(def, st, k, timeout) != "" {
+			data, err := withReason(st.Context, why)
+			if err != nil {
+				return err
+			}
+			e.Stats.Aborted.Add(1)
+			c.status = event.StatusCompensating
+			c.saga = []any{stepField(k, "status"), event.StepFailed, "status", c.status, "reason", why,
+				"current_step", strconv.Itoa(max(k-1, 0))}
+			c.emit(chorAbort(def, st, k, timeout), data)
+			return nil
+		}
+	}
+	c.status = event.StatusFailed
+	c.saga = []any{"status", c.status, "reason", why}
+	c.history = "saga.failed|" + what
+	c.alert = []any{"saga_id", st.SagaID, "type", "saga.failed", "step", what, "error", why}
+	e.Stats.Failed.Add(1)
+	return nil
+}
+
+// chorAbort is the choreography event that gives up on step k: its failure
+// event on a timeout (unless the step completed: then its effect is known
+// and its own compensation must run), else its abort event.
+func chorAbort(def *Definition, st *State, k int, timeout bool) string {
+	if timeout && st.Steps[k].Status != event.StepCompleted && def.Steps[k].Fail != "" {
+		return def.Steps[k].Fail
+	}
+	return def.Steps[k].Abort
+}
+
+// inFlight is the step a choreographed saga waits on: the first one not
+// completed, or the last one when all are (its final event is pending).
+func inFlight(st *State) int {
 	for i, s := range st.Steps {
 		if s.Status != event.StepCompleted {
 			return i
 		}
 	}
-	return -1
+	return len(st.Steps) - 1
 }
 
 // withReason returns the saga context with "reason" set: abort events carry

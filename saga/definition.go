@@ -48,6 +48,11 @@ type Step struct {
 	// must be safe when the step never took effect (null compensation).
 	// Empty means the step cannot be compensated: the saga becomes FAILED.
 	Abort string
+	// Fail is the choreography event that reports this step failed: it
+	// compensates the steps before it without the step's own service, which
+	// may be down when the step's deadline passes. That service compensates
+	// its own late effect when it finds its saga gave up on the step.
+	Fail string
 }
 
 // Effect is what publishing an event does to its saga.
@@ -86,6 +91,9 @@ func (d *Definition) Validate() error {
 		}
 		if _, ok := d.Events[s.Abort]; s.Abort != "" && !ok {
 			errs = append(errs, fmt.Errorf("%s: step %d abort event %s is not defined", d.Type, i, s.Abort))
+		}
+		if _, ok := d.Events[s.Fail]; s.Fail != "" && !ok {
+			errs = append(errs, fmt.Errorf("%s: step %d fail event %s is not defined", d.Type, i, s.Fail))
 		}
 	}
 	return errors.Join(errs...)

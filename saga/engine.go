@@ -72,6 +72,7 @@ type Engine struct {
 	byEvent map[string]*Definition
 	opts    Options
 	Stats   Stats
+	Sweeps  SweepStats
 }
 
 // New makes an Engine for the given saga definitions.

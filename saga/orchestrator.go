@@ -55,11 +55,17 @@ func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
 	if err != nil {
 		return err
 	}
+	def := e.defs[st.Type]
 	if st.Version != m.Env.SagaVersion {
 		e.Stats.Stale.Add(1)
+		if r.Phase == event.PhaseExecute && r.OK && def != nil && r.Step >= 0 && r.Step < len(def.Steps) &&
+			abandoned(st, r.Step) && def.Steps[r.Step].Compensate != "" {
+			// The step took effect after its saga gave up on it (a hanging
+			// step): undo that effect, once (compensations are idempotent).
+			return e.undo(ctx, m, st, def.Steps[r.Step].Compensate, r.Step)
+		}
 		return e.Ack(ctx, m) // a duplicate or late reply: the saga moved on
 	}
-	def := e.defs[st.Type]
 	if def == nil || r.Step < 0 || r.Step >= len(def.Steps) || r.Step >= len(st.Steps) {
 		return streams.Permanent(fmt.Errorf("reply for step %d of saga type %q", r.Step, st.Type))
 	}
@@ -77,6 +83,56 @@ func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
 		e.opts.Logger.WarnContext(ctx, "saga FAILED: a compensation failed for good", "saga_id", st.SagaID,
 			"step", def.Steps[r.Step].Name, "attempts", e.opts.CompensationAttempts, "reason", r.Reason)
 	}
+	return nil
+}
+
+// abandoned reports whether a saga gave up on step i before it completed:
+// an effect of that step that lands now must be compensated.
+func abandoned(st *State, i int) bool {
+	return st.Status != event.StatusInProgress && st.Status != event.StatusCompleted &&
+		i < len(st.Steps) && st.Steps[i].Status == event.StepFailed
+}
+
+// Abandoned reports whether the saga gave up on step i before it completed
+// (for a service that committed its step's effect and found the saga gone
+// on): the service must then compensate that effect itself.
+func (e *Engine) Abandoned(ctx context.Context, sagaID string, i int) (bool, error) {
+	st, err := e.Get(ctx, sagaID)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return abandoned(st, i), nil
+}
+
+// StepOf is the step a choreography event reports on, or NoStep.
+func (e *Engine) StepOf(eventType string) int {
+	if def, ok := e.byEvent[eventType]; ok {
+		return def.Events[eventType].Step
+	}
+	return NoStep
+}
+
+// undo sends the compensation of step i as an undo command (no transition,
+// no reply) and acknowledges the late reply m, in one script.
+func (e *Engine) undo(ctx context.Context, m *streams.Message, st *State, command string, i int) error {
+	data, err := CommandData(st.Context, i, event.PhaseUndo)
+	if err != nil {
+		return err
+	}
+	env := &event.Envelope{
+		EventID: newEventID(), Type: command, SagaID: st.SagaID, SagaMode: st.Mode,
+		SagaVersion: st.Version, CausationID: m.Env.EventID, OccurredAt: time.Now(), Data: data,
+	}
+	keys := []string{m.Stream, e.ks.Stream(m.Partition, command), e.ks.Alerts(m.Partition)}
+	args := append([]any{m.Group, m.ID, 0}, env.Fields()...)
+	if err := forwardScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("undo: %w", err)
+	}
+	e.Sweeps.Undone.Add(1)
+	e.opts.Logger.InfoContext(ctx, "late effect of an abandoned step: undoing it", "saga_id", st.SagaID, "step", i, "command", command)
 	return nil
 }
 

@@ -31,6 +31,8 @@ type State struct {
 	History     []HistoryEntry  `json:"history"`
 	// Record is "<kind>:<id>" of the saga's record (the order).
 	Record string `json:"-"`
+	// Sweeps counts the deadlines a choreographed compensation missed.
+	Sweeps string `json:"-"`
 }
 
 // StepState is one step of a saga.
@@ -122,7 +124,7 @@ func (e *Engine) List(ctx context.Context, statuses []string, limit int) ([]*Sta
 func parseState(h map[string]string) *State {
 	st := &State{
 		SagaID: h["saga_id"], Type: h["type"], Mode: h["mode"], Status: h["status"], Reason: h["reason"],
-		Context: json.RawMessage(h["context"]), History: []HistoryEntry{}, Record: h["record"],
+		Context: json.RawMessage(h["context"]), History: []HistoryEntry{}, Record: h["record"], Sweeps: h["sweeps"],
 	}
 	if len(st.Context) == 0 {
 		st.Context = json.RawMessage("{}")

@@ -25,7 +25,9 @@
 -- ARGV[5] step timeout, ms; 0 clears the deadline
 -- ARGV[6] retention, seconds; > 0 makes the hash and record expire
 -- ARGV[7] history entry "<type>|<id>" ('' = none)
--- ARGV[8] '1': write the dead-letter entry even when the fence refuses
+-- ARGV[8] flags: 'd' write the dead-letter entry even when the fence
+--         refuses; 'k' keep the consumed entry pending when the fence
+--         refuses (the caller has more to do before acknowledging it)
 -- ARGV[9] retry: '' nothing; 'schedule:<ms>' re-send the current command
 --         after <ms> (member "<saga id>|<new version>" in KEYS[13]);
 --         'due:<member>' this is that re-send: refused (NOTDUE) unless the
@@ -64,24 +66,31 @@ local function ack()
   end
 end
 
+-- On a refusal the entry is acknowledged unless the caller keeps it.
+local function refused_ack()
+  if not string.find(ARGV[8], 'k', 1, true) then
+    ack()
+  end
+end
+
 local cur = redis.call('HMGET', KEYS[1], 'version', 'status', 'saga_id')
 if not cur[1] then
-  if ARGV[8] == '1' and #dead > 0 then
+  if string.find(ARGV[8], 'd', 1, true) and #dead > 0 then
     redis.call('XADD', KEYS[6], '*', unpack(dead))
   end
-  ack()
+  refused_ack()
   return {'MISSING', 0}
 end
 local version = tonumber(cur[1])
 if version ~= tonumber(ARGV[3]) then
-  if ARGV[8] == '1' and #dead > 0 then
+  if string.find(ARGV[8], 'd', 1, true) and #dead > 0 then
     redis.call('XADD', KEYS[6], '*', unpack(dead))
   end
   local member = string.match(ARGV[9], '^due:(.+)$')
   if member then
     redis.call('ZREM', KEYS[13], member) -- the saga moved on: obsolete
   end
-  ack()
+  refused_ack()
   return {'STALE', version}
 end
 

@@ -1,0 +1,97 @@
+package handlers_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/internal/sagatest"
+)
+
+// No shipping worker runs: every saga stalls at createShipment until its
+// deadline, and three workers sweep at once. Each saga is compensated
+// exactly once — stock back, one refund, order CANCELLED, saga COMPENSATED
+// — and a shipping worker started afterwards ships none of them.
+func TestSweepersCompensateStalledSagasOnce(t *testing.T) {
+	for _, mode := range []string{event.ModeChoreography, event.ModeOrchestration} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			s := sagatest.New(t, srv, map[string]string{"SAGA_MODE": mode, "SAGA_STEP_TIMEOUT": "300ms"})
+			s.StartAPI(nil)
+			for range 3 {
+				s.StartWorker(map[string]string{"WORKER_SERVICES": "order,payment,inventory,orchestrator"})
+			}
+			initial := map[string]int64{"sku-a": 1000}
+			s.SetStock("sku-a", initial["sku-a"])
+			var placed []sagatest.Placed
+			var want []string
+			for range 20 {
+				o, err := s.PlaceOrder("c-sweep", sagatest.I("sku-a", 2, 300))
+				if err != nil {
+					t.Fatal(err)
+				}
+				placed = append(placed, o)
+				want = append(want, event.OrderStatusCancelled)
+			}
+			s.WaitFinished(placed, 20*time.Second)
+			ctx := context.Background()
+			for _, o := range placed {
+				st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
+				if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "createShipment timed out") {
+					t.Fatalf("saga %s: %s %q", o.SagaID, st.Status, st.Reason)
+				}
+				l, _ := s.Checker.Gateway.Ledger(ctx, o.SagaID)
+				if l.Charge != "charged" || l.Refund != "refunded" {
+					t.Fatalf("ledger %+v", l)
+				}
+			}
+			// The late shipping worker finds only stale work.
+			s.StartWorker(nil)
+			time.Sleep(500 * time.Millisecond)
+			s.WaitNoPending(10 * time.Second)
+			s.MustCheck(placed, initial)
+			s.MustOutcomes(placed, want)
+			if n := s.RDB.HGet(ctx, s.KS.Domain("{shipping}", "totals"), "shipments").Val(); n != "" && n != "0" {
+				t.Fatalf("%s shipments created for compensated sagas", n)
+			}
+			if n := s.RDB.ZCard(ctx, s.KS.Deadlines(0)).Val(); n != 0 {
+				t.Fatalf("%d deadlines left", n)
+			}
+		})
+	}
+}
+
+// A payment gateway slower than the step timeout: the saga is compensated
+// when its deadline passes, and the charge that lands late is refunded
+// exactly once (or never happens): net charge 0.
+func TestLateChargeIsRefundedOnce(t *testing.T) {
+	for _, mode := range []string{event.ModeChoreography, event.ModeOrchestration} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			s := sagatest.New(t, srv, map[string]string{"SAGA_MODE": mode, "SAGA_STEP_TIMEOUT": "200ms", "CLAIM_MIN_IDLE": "5s"})
+			s.StartAPI(nil)
+			s.StartWorker(map[string]string{"PAYMENT_LATENCY": "700ms"})
+			initial := map[string]int64{"sku-a": 100}
+			s.SetStock("sku-a", 100)
+			var placed []sagatest.Placed
+			for range 5 {
+				o, err := s.PlaceOrder("c-late", sagatest.I("sku-a", 1, 300))
+				if err != nil {
+					t.Fatal(err)
+				}
+				placed = append(placed, o)
+			}
+			s.WaitFinished(placed, 20*time.Second)
+			s.WaitNoPending(10 * time.Second)
+			s.MustCheck(placed, initial)
+			s.MustOutcomes(placed, []string{"CANCELLED", "CANCELLED", "CANCELLED", "CANCELLED", "CANCELLED"})
+			tot, _ := s.Checker.Gateway.Totals(context.Background())
+			if tot.ChargedCents != tot.RefundedCents {
+				t.Fatalf("net charge %d", tot.ChargedCents-tot.RefundedCents)
+			}
+			t.Logf("%d late charges landed and were refunded", tot.Charges)
+		})
+	}
+}

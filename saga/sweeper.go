@@ -1,0 +1,181 @@
+package saga
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// SweepStats count what sweepers did, for logs and metrics.
+type SweepStats struct {
+	Compensated atomic.Int64 // sagas in progress sent to compensation
+	Resent      atomic.Int64 // compensations sent again after their deadline
+	Failed      atomic.Int64 // sagas that became FAILED after too many deadlines
+	Undone      atomic.Int64 // late effects of abandoned steps compensated
+}
+
+// SweepDue acts on every saga of partition p whose deadline, judged by Redis
+// server time, has passed. A saga in progress starts compensating the steps
+// that may have taken effect (the one in flight first); a compensation that
+// missed its deadline is sent again, up to COMPENSATION_ATTEMPTS times, then
+// the saga is FAILED with an alert. Each action is one transition fenced on
+// the version the sweeper read, so any number of sweepers act once per
+// deadline: the others get STALE. Workers' clocks play no part.
+func (e *Engine) SweepDue(ctx context.Context, p int) (int, error) {
+	now, err := e.rdb.Time(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("redis time: %w", err)
+	}
+	ids, err := e.rdb.ZRangeByScore(ctx, e.ks.Deadlines(p), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: 100,
+	}).Result()
+	if err != nil {
+		return 0, fmt.Errorf("due deadlines: %w", err)
+	}
+	acted := 0
+	for _, id := range ids {
+		ok, err := e.sweep(ctx, p, id)
+		if err != nil {
+			e.opts.Logger.WarnContext(ctx, "sweep a due saga", "saga_id", id, "err", err)
+			continue
+		}
+		if ok {
+			acted++
+		}
+	}
+	return acted, nil
+}
+
+func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
+	st, err := e.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, e.rdb.ZRem(ctx, e.ks.Deadlines(p), id).Err()
+	}
+	if err != nil {
+		return false, err
+	}
+	def := e.defs[st.Type]
+	if def == nil || terminal(st.Status) || st.Status == event.StatusFailed {
+		// Finished sagas have no deadline; a leftover member is harmless
+		// but would be read on every sweep.
+		return false, e.rdb.ZRem(ctx, e.ks.Deadlines(p), id).Err()
+	}
+	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
+	c.causation = "deadline"
+	why := "step " + stepName(def, st) + " timed out"
+	switch {
+	case st.Status == event.StatusInProgress:
+		if err := e.giveUp(c, def, st, why, "deadline", true); err != nil {
+			return false, err
+		}
+	case st.Mode == event.ModeOrchestration:
+		// A compensation command is in flight past its deadline: count it as
+		// a failed attempt and send it again (it is idempotent).
+		j := st.CurrentStep
+		attempts := st.Steps[j].Attempts + 1
+		if attempts >= e.opts.CompensationAttempts {
+			return e.failSweep(ctx, c, st, def.Steps[j].Name, why)
+		}
+		c.saga = []any{stepField(j, "attempts"), strconv.Itoa(attempts), "last_error", why}
+		if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
+			return false, err
+		}
+	default:
+		// Choreography: start the compensation chain again from the last
+		// step that may have taken effect; every step on it is idempotent.
+		sweeps, _ := strconv.Atoi(st.Sweeps)
+		if sweeps+1 >= e.opts.CompensationAttempts {
+			return e.failSweep(ctx, c, st, stepName(def, st), why)
+		}
+		k := -1
+		for i, s := range st.Steps {
+			if s.Status == event.StepCompleted || s.Status == event.StepFailed {
+				k = i
+			}
+		}
+		if k < 0 || chorAbort(def, st, k, true) == "" {
+			return e.failSweep(ctx, c, st, stepName(def, st), why)
+		}
+		data, err := withReason(st.Context, st.Reason)
+		if err != nil {
+			return false, err
+		}
+		c.saga = []any{"sweeps", strconv.Itoa(sweeps + 1)}
+		c.emit(chorAbort(def, st, k, true), data)
+	}
+	res, err := c.run(ctx, e)
+	if err != nil || res.Code != Applied {
+		return false, err
+	}
+	if st.Status == event.StatusInProgress {
+		e.Sweeps.Compensated.Add(1)
+	} else {
+		e.Sweeps.Resent.Add(1)
+	}
+	e.opts.Logger.InfoContext(ctx, "deadline passed", "saga_id", st.SagaID, "status", st.Status,
+		"step", stepName(def, st), "now", c.status)
+	return true, nil
+}
+
+func (e *Engine) failSweep(ctx context.Context, c *commit, st *State, step, why string) (bool, error) {
+	why = fmt.Sprintf("%s %d times while compensating", why, e.opts.CompensationAttempts)
+	c.status = event.StatusFailed
+	c.saga = []any{"status", c.status, "reason", why}
+	c.history = "saga.failed|deadline"
+	c.alert = []any{"saga_id", st.SagaID, "type", "saga.failed", "step", step, "error", why}
+	res, err := c.run(ctx, e)
+	if err != nil || res.Code != Applied {
+		return false, err
+	}
+	e.Stats.Failed.Add(1)
+	e.Sweeps.Failed.Add(1)
+	return true, nil
+}
+
+func stepName(def *Definition, st *State) string {
+	i := st.CurrentStep
+	if st.Mode == event.ModeChoreography && st.Status == event.StatusInProgress {
+		i = inFlight(st)
+	}
+	if i < 0 || i >= len(def.Steps) {
+		return "?"
+	}
+	return def.Steps[i].Name
+}
+
+// Sweeper runs SweepDue over every partition. Every worker runs one: no
+// leader is needed, each deadline is acted on once.
+type Sweeper struct {
+	Engine   *Engine
+	Interval time.Duration
+	Logger   *slog.Logger
+}
+
+// Run sweeps until ctx is done.
+func (s *Sweeper) Run(ctx context.Context) error {
+	interval := s.Interval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	streams.RunEvery(ctx, interval, func(ctx context.Context) {
+		for p := range s.Engine.ks.Partitions {
+			if _, err := s.Engine.SweepDue(ctx, p); err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, "sweep deadlines", "partition", p, "err", err)
+			}
+		}
+	})
+	return nil
+}
