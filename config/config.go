@@ -44,6 +44,9 @@ type Config struct {
 	ReadCount int `env:"WORKER_READ_COUNT" envDefault:"64"`
 	// StepTimeout is each step's deadline. Default 30s.
 	StepTimeout time.Duration `env:"SAGA_STEP_TIMEOUT" envDefault:"30s"`
+	// SagaTimeout, when set, is a deadline for the whole saga besides each
+	// step's. Default 0: none.
+	SagaTimeout time.Duration `env:"SAGA_TIMEOUT" envDefault:"0s"`
 	// ClaimMinIdle is how long an entry stays pending before another worker
 	// may reclaim it; longer than any legitimate handling time. Default 15s.
 	ClaimMinIdle time.Duration `env:"CLAIM_MIN_IDLE" envDefault:"15s"`
@@ -157,6 +160,7 @@ func (c *Config) Validate() error {
 		{"SAGA_STEP_TIMEOUT", c.StepTimeout, 10 * time.Millisecond},
 		{"CLAIM_MIN_IDLE", c.ClaimMinIdle, 10 * time.Millisecond},
 		{"STREAM_RETENTION", c.StreamRetention, 0},
+		{"SAGA_TIMEOUT", c.SagaTimeout, 0},
 		{"SAGA_RETENTION", c.SagaRetention, time.Second},
 		{"IDEMPOTENCY_TTL", c.IdempotencyTTL, time.Second},
 		{"PAYMENT_LATENCY", c.PaymentLatency, 0},

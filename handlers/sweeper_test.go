@@ -95,3 +95,23 @@ func TestLateChargeIsRefundedOnce(t *testing.T) {
 		})
 	}
 }
+
+// SAGA_TIMEOUT bounds the whole saga whatever the step timeout.
+func TestSagaTimeout(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, map[string]string{"SAGA_TIMEOUT": "400ms"})
+	s.StartAPI(nil)
+	s.StartWorker(map[string]string{"WORKER_SERVICES": "order,payment,inventory,orchestrator"})
+	s.SetStock("sku-a", 10)
+	o, err := s.PlaceOrder("c-1", sagatest.I("sku-a", 1, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+	st, _ := s.Checker.Engine.Get(context.Background(), o.SagaID)
+	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "saga timed out") {
+		t.Fatalf("saga %s %q", st.Status, st.Reason)
+	}
+	s.WaitNoPending(5 * time.Second)
+	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
+}

@@ -41,6 +41,9 @@ var (
 type Options struct {
 	// StepTimeout is each step's deadline. Default 30s.
 	StepTimeout time.Duration
+	// SagaTimeout, when set, is the whole saga's deadline, which bounds
+	// every step's.
+	SagaTimeout time.Duration
 	// Retention is how long a finished saga's hash is kept. Default 168h.
 	Retention time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default 24h.
@@ -220,7 +223,11 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (StartResult, error)
 	}
 	keys := []string{idemKey, e.ks.Saga(p, r.SagaID), recordKey, e.ks.Stream(p, r.Event),
 		e.ks.Deadlines(p), e.ks.Index(p, event.StatusInProgress)}
-	args := []any{fingerprint, int64(e.opts.IdempotencyTTL.Seconds()), e.opts.StepTimeout.Milliseconds(),
+	timeouts := strconv.FormatInt(e.opts.StepTimeout.Milliseconds(), 10)
+	if e.opts.SagaTimeout > 0 {
+		timeouts += ":" + strconv.FormatInt(e.opts.SagaTimeout.Milliseconds(), 10)
+	}
+	args := []any{fingerprint, int64(e.opts.IdempotencyTTL.Seconds()), timeouts,
 		r.SagaID, string(r.Answer), r.Event + "|" + env.EventID}
 	args = appendCounted(args, saga)
 	args = appendCounted(args, record)

@@ -27,8 +27,10 @@ type State struct {
 	CreatedAt   time.Time       `json:"createdAt"`
 	UpdatedAt   time.Time       `json:"updatedAt"`
 	DeadlineAt  *time.Time      `json:"deadlineAt,omitempty"`
-	Version     int64           `json:"version"`
-	History     []HistoryEntry  `json:"history"`
+	// SagaDeadlineAt is the whole saga's deadline (SAGA_TIMEOUT), if any.
+	SagaDeadlineAt *time.Time     `json:"sagaDeadlineAt,omitempty"`
+	Version        int64          `json:"version"`
+	History        []HistoryEntry `json:"history"`
 	// Record is "<kind>:<id>" of the saga's record (the order).
 	Record string `json:"-"`
 	// Sweeps counts the deadlines a choreographed compensation missed.
@@ -136,6 +138,10 @@ func parseState(h map[string]string) *State {
 	if d, ok := h["deadline_at"]; ok {
 		t := msTime(d)
 		st.DeadlineAt = &t
+	}
+	if d, ok := h["saga_deadline_at"]; ok {
+		t := msTime(d)
+		st.SagaDeadlineAt = &t
 	}
 	for i := 0; ; i++ {
 		name, ok := h[stepField(i, "name")]

@@ -72,6 +72,9 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
 	c.causation = "deadline"
 	why := "step " + stepName(def, st) + " timed out"
+	if st.SagaDeadlineAt != nil && st.DeadlineAt != nil && !st.DeadlineAt.Before(*st.SagaDeadlineAt) {
+		why = "saga timed out (SAGA_TIMEOUT) in step " + stepName(def, st)
+	}
 	switch {
 	case st.Status == event.StatusInProgress:
 		if err := e.giveUp(c, def, st, why, "deadline", true); err != nil {

@@ -95,13 +95,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	redriver := &saga.Redriver{Engine: engine, Interval: min(cfg.CompensationBackoff/2, time.Second), Logger: log}
 	g.Go(func() error { return redriver.Run(gctx) })
 	// Every worker sweeps deadlines too; each deadline is acted on once.
-	sweeper := &saga.Sweeper{Engine: engine, Interval: min(max(cfg.StepTimeout/4, 50*time.Millisecond), time.Second), Logger: log}
+	shortest := cfg.StepTimeout
+	if cfg.SagaTimeout > 0 {
+		shortest = min(shortest, cfg.SagaTimeout)
+	}
+	sweeper := &saga.Sweeper{Engine: engine, Interval: min(max(shortest/4, 50*time.Millisecond), time.Second), Logger: log}
 	g.Go(func() error { return sweeper.Run(gctx) })
 	err = g.Wait()
 	st := &engine.Stats
 	log.Info("worker stopped", "stale_refused", st.Stale.Load(), "dead_lettered", st.DeadLettered.Load(),
 		"aborted", st.Aborted.Load(), "failed", st.Failed.Load(),
-		"swept_compensated", engine.Sweeps.Compensated.Load(), "swept_resent", engine.Sweeps.Resent.Load())
+		"swept_compensated", engine.Sweeps.Compensated.Load(), "swept_resent", engine.Sweeps.Resent.Load(),
+		"swept_failed", engine.Sweeps.Failed.Load(), "late_effects_undone", engine.Sweeps.Undone.Load())
 	return err
 }
 

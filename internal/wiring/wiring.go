@@ -17,7 +17,7 @@ import (
 func Engine(rdb redis.UniversalClient, cfg *config.Config, log *slog.Logger) (*saga.Engine, error) {
 	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
 	return saga.New(rdb, ks, saga.Options{
-		StepTimeout: cfg.StepTimeout, Retention: cfg.SagaRetention, IdempotencyTTL: cfg.IdempotencyTTL,
+		StepTimeout: cfg.StepTimeout, SagaTimeout: cfg.SagaTimeout, Retention: cfg.SagaRetention, IdempotencyTTL: cfg.IdempotencyTTL,
 		CompensationAttempts: cfg.CompensationAttempts, Backoff: cfg.CompensationBackoff,
 		BackoffMax: cfg.CompensationBackoffMax, Logger: log,
 	}, handlers.OrderSaga())

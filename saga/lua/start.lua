@@ -10,7 +10,7 @@
 -- KEYS[6] IN_PROGRESS status index
 -- ARGV[1] request fingerprint ('' when the request has no Idempotency-Key)
 -- ARGV[2] idempotency record TTL, seconds
--- ARGV[3] step timeout, ms
+-- ARGV[3] step timeout, ms, optionally ":<saga timeout, ms>"
 -- ARGV[4] saga id
 -- ARGV[5] answer to remember under the key
 -- ARGV[6] history entry of the first event, "<type>|<event id>"
@@ -47,7 +47,14 @@ local ev = pairs_at(j)
 
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local deadline = now + tonumber(ARGV[3])
+local step_ms, saga_ms = string.match(ARGV[3], '^(%d+):?(%d*)$')
+local deadline = now + tonumber(step_ms)
+if saga_ms ~= '' then
+  -- The whole saga's deadline bounds every step's.
+  local saga_deadline = now + tonumber(saga_ms)
+  redis.call('HSET', KEYS[2], 'saga_deadline_at', saga_deadline)
+  deadline = math.min(deadline, saga_deadline)
+end
 
 redis.call('HSET', KEYS[2], unpack(saga))
 redis.call('HSET', KEYS[2], 'version', 1, 'created_at', now, 'updated_at', now,

@@ -73,7 +73,7 @@ local function refused_ack()
   end
 end
 
-local cur = redis.call('HMGET', KEYS[1], 'version', 'status', 'saga_id')
+local cur = redis.call('HMGET', KEYS[1], 'version', 'status', 'saga_id', 'saga_deadline_at')
 if not cur[1] then
   if string.find(ARGV[8], 'd', 1, true) and #dead > 0 then
     redis.call('XADD', KEYS[6], '*', unpack(dead))
@@ -117,13 +117,18 @@ if ARGV[7] ~= '' then
   saga[#saga + 1] = 'h.' .. new_version
   saga[#saga + 1] = now .. '|' .. ARGV[7]
 end
+local deadline = now + timeout
+if cur[4] then
+  -- The whole saga's deadline (SAGA_TIMEOUT) bounds every step's.
+  deadline = math.min(deadline, tonumber(cur[4]))
+end
 if timeout > 0 then
   saga[#saga + 1] = 'deadline_at'
-  saga[#saga + 1] = now + timeout
+  saga[#saga + 1] = deadline
 end
 redis.call('HSET', KEYS[1], unpack(saga))
 if timeout > 0 then
-  redis.call('ZADD', KEYS[3], now + timeout, saga_id)
+  redis.call('ZADD', KEYS[3], deadline, saga_id)
 else
   redis.call('ZREM', KEYS[3], saga_id)
   redis.call('HDEL', KEYS[1], 'deadline_at')
