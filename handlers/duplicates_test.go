@@ -47,6 +47,40 @@ func placeMix(t *testing.T, s *sagatest.System, n int) ([]sagatest.Placed, []str
 	return placed, want
 }
 
+// tailOriginals calls fn for every entry published on any stream of
+// partition 0 (once per event id, so its own copies are skipped) until ctx
+// is done.
+func tailOriginals(ctx context.Context, s *sagatest.System, fn func(stream string, m redis.XMessage)) {
+	last := map[string]string{}
+	var keys []string
+	for _, typ := range handlers.Streams() {
+		k := s.KS.Stream(0, typ)
+		keys = append(keys, k)
+		last[k] = "0"
+	}
+	seen := map[string]bool{}
+	for ctx.Err() == nil {
+		args := append([]string{}, keys...)
+		for _, k := range keys {
+			args = append(args, last[k])
+		}
+		res, err := s.RDB.XRead(ctx, &redis.XReadArgs{Streams: args, Count: 100, Block: 100 * time.Millisecond}).Result()
+		if err != nil {
+			continue
+		}
+		for _, st := range res {
+			for _, m := range st.Messages {
+				last[st.Stream] = m.ID
+				id, _ := m.Values[event.FieldEventID].(string)
+				if !seen[id] {
+					seen[id] = true
+					fn(st.Stream, m)
+				}
+			}
+		}
+	}
+}
+
 // streamEntries reads every entry of every event stream.
 func streamEntries(t *testing.T, s *sagatest.System) map[string][]redis.XMessage {
 	t.Helper()
@@ -107,39 +141,13 @@ func duplicateAndReordered(t *testing.T, mode string) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		last := map[string]string{}
-		var keys []string
-		for _, typ := range handlers.Streams() {
-			k := s.KS.Stream(0, typ)
-			keys = append(keys, k)
-			last[k] = "0"
-		}
-		seen := map[string]bool{}
-		for ctx.Err() == nil {
-			args := append([]string{}, keys...)
-			for _, k := range keys {
-				args = append(args, last[k])
+		tailOriginals(ctx, s, func(stream string, m redis.XMessage) {
+			if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: m.Values}).Err(); err == nil {
+				dupMu.Lock()
+				duplicated[stream]++
+				dupMu.Unlock()
 			}
-			res, err := s.RDB.XRead(ctx, &redis.XReadArgs{Streams: args, Count: 100, Block: 100 * time.Millisecond}).Result()
-			if err != nil {
-				continue
-			}
-			for _, st := range res {
-				for _, m := range st.Messages {
-					last[st.Stream] = m.ID
-					id, _ := m.Values[event.FieldEventID].(string)
-					if seen[id] {
-						continue
-					}
-					seen[id] = true
-					if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: st.Stream, Values: m.Values}).Err(); err == nil {
-						dupMu.Lock()
-						duplicated[st.Stream]++
-						dupMu.Unlock()
-					}
-				}
-			}
-		}
+		})
 	}()
 	placed, want := placeMix(t, s, 40)
 	s.WaitFinished(placed, 30*time.Second)
