@@ -68,6 +68,9 @@ type Config struct {
 	CompensationBackoff time.Duration `env:"COMPENSATION_BACKOFF" envDefault:"200ms"`
 	// CompensationBackoffMax caps that wait. Default 30s.
 	CompensationBackoffMax time.Duration `env:"COMPENSATION_BACKOFF_MAX" envDefault:"30s"`
+	// ClockOffset shifts this process's clock (a test knob: workers with
+	// skewed clocks must time nothing out early or twice). Default 0.
+	ClockOffset time.Duration `env:"CLOCK_OFFSET" envDefault:"0s"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
 

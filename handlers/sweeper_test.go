@@ -115,3 +115,50 @@ func TestSagaTimeout(t *testing.T) {
 	s.WaitNoPending(5 * time.Second)
 	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
 }
+
+// Workers whose clocks are minutes off sweep side by side: no saga is
+// timed out before its deadline (judged by Redis time), and each is
+// compensated exactly once.
+func TestSkewedClocksTimeNothingOutEarlyOrTwice(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, map[string]string{"SAGA_STEP_TIMEOUT": "1500ms"})
+	s.StartAPI(nil)
+	for _, offset := range []string{"-5m", "5m", "10m"} {
+		s.StartWorker(map[string]string{"WORKER_SERVICES": "order,payment,inventory,orchestrator", "CLOCK_OFFSET": offset})
+	}
+	initial := map[string]int64{"sku-a": 100}
+	s.SetStock("sku-a", 100)
+	var placed []sagatest.Placed
+	for range 5 {
+		o, err := s.PlaceOrder("c-skew", sagatest.I("sku-a", 1, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		placed = append(placed, o)
+	}
+	ctx := context.Background()
+	time.Sleep(700 * time.Millisecond) // well inside the 1.5 s deadline
+	for _, o := range placed {
+		if st, _ := s.Checker.Engine.Get(ctx, o.SagaID); st.Status != event.StatusInProgress {
+			t.Fatalf("saga %s is %s before its deadline", o.SagaID, st.Status)
+		}
+	}
+	s.WaitFinished(placed, 10*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	s.MustCheck(placed, initial)
+	for _, o := range placed {
+		st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
+		timeouts := 0
+		for _, h := range st.History {
+			if h.Type == event.ShipmentFailed {
+				timeouts++
+			}
+		}
+		if st.Status != event.StatusCompensated || timeouts != 1 {
+			t.Fatalf("saga %s: %s, %d timeouts acted on", o.SagaID, st.Status, timeouts)
+		}
+		if st.UpdatedAt.Sub(st.CreatedAt) < 1500*time.Millisecond {
+			t.Fatalf("saga %s compensated %s after it started, before its deadline", o.SagaID, st.UpdatedAt.Sub(st.CreatedAt))
+		}
+	}
+}

@@ -129,6 +129,7 @@ type commit struct {
 	deadAlways             bool
 	keepOnRefusal          bool
 	retry                  string
+	clock                  func() time.Time
 }
 
 func (e *Engine) newCommit(m *streams.Message) *commit {
@@ -140,7 +141,7 @@ func (e *Engine) newCommit(m *streams.Message) *commit {
 
 // sagaCommit is a transition that consumes no entry.
 func (e *Engine) sagaCommit(p int, sagaID, mode string, version int64) *commit {
-	c := &commit{ks: e.ks, p: p, sagaID: sagaID, mode: mode, sagaKey: e.ks.Saga(p, sagaID), expected: version}
+	c := &commit{ks: e.ks, p: p, sagaID: sagaID, mode: mode, sagaKey: e.ks.Saga(p, sagaID), expected: version, clock: e.opts.Clock}
 	c.stream = c.sagaKey
 	c.outStream = e.ks.DeadLetter(p) // a same-slot placeholder when nothing is published
 	c.recordKey = c.sagaKey
@@ -150,7 +151,7 @@ func (e *Engine) sagaCommit(p int, sagaID, mode string, version int64) *commit {
 func (c *commit) emit(typ string, data json.RawMessage) {
 	env := &event.Envelope{
 		EventID: newEventID(), Type: typ, SagaID: c.sagaID, SagaMode: c.mode,
-		SagaVersion: c.expected + 1, CausationID: c.causation, OccurredAt: time.Now(), Data: data,
+		SagaVersion: c.expected + 1, CausationID: c.causation, OccurredAt: c.clock(), Data: data,
 	}
 	c.event = env.Fields()
 	c.history = typ + "|" + env.EventID

@@ -56,6 +56,11 @@ type Options struct {
 	Backoff, BackoffMax time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Clock is this process's clock, used only for the occurred_at of the
+	// messages it publishes: deadlines are judged by Redis server time, so a
+	// skewed worker clock cannot time anything out early or twice. Default
+	// time.Now.
+	Clock func() time.Time
 }
 
 // Stats count what the engine refused or diverted, for logs and metrics.
@@ -91,6 +96,9 @@ func New(rdb redis.UniversalClient, ks streams.Keyspace, opts Options, defs ...*
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	if opts.CompensationAttempts <= 0 {
 		opts.CompensationAttempts = 5
@@ -204,7 +212,7 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (StartResult, error)
 	}
 	env := &event.Envelope{
 		EventID: newEventID(), Type: r.Event, SagaID: r.SagaID, SagaMode: r.Mode,
-		SagaVersion: 1, OccurredAt: time.Now(), Data: r.Data,
+		SagaVersion: 1, OccurredAt: e.opts.Clock(), Data: r.Data,
 	}
 	saga := []any{"saga_id", r.SagaID, "type", r.Type, "mode", r.Mode, "status", event.StatusInProgress,
 		"current_step", "0", "context", string(r.Context)}

@@ -124,7 +124,7 @@ func (e *Engine) undo(ctx context.Context, m *streams.Message, st *State, comman
 	}
 	env := &event.Envelope{
 		EventID: newEventID(), Type: command, SagaID: st.SagaID, SagaMode: st.Mode,
-		SagaVersion: st.Version, CausationID: m.Env.EventID, OccurredAt: time.Now(), Data: data,
+		SagaVersion: st.Version, CausationID: m.Env.EventID, OccurredAt: e.opts.Clock(), Data: data,
 	}
 	keys := []string{m.Stream, e.ks.Stream(m.Partition, command), e.ks.Alerts(m.Partition)}
 	args := append([]any{m.Group, m.ID, 0}, env.Fields()...)
@@ -146,7 +146,7 @@ func (e *Engine) Reply(ctx context.Context, m *streams.Message, r event.ReplyDat
 	}
 	env := &event.Envelope{
 		EventID: newEventID(), Type: event.Reply, SagaID: m.Env.SagaID, SagaMode: m.Env.SagaMode,
-		SagaVersion: m.Env.SagaVersion, CausationID: m.Env.EventID, OccurredAt: time.Now(), Data: data,
+		SagaVersion: m.Env.SagaVersion, CausationID: m.Env.EventID, OccurredAt: e.opts.Clock(), Data: data,
 	}
 	keys := []string{m.Stream, e.ks.Stream(m.Partition, event.Reply), e.ks.Alerts(m.Partition)}
 	args := append([]any{m.Group, m.ID, 0}, env.Fields()...)

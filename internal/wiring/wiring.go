@@ -4,6 +4,7 @@ package wiring
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,6 +21,7 @@ func Engine(rdb redis.UniversalClient, cfg *config.Config, log *slog.Logger) (*s
 		StepTimeout: cfg.StepTimeout, SagaTimeout: cfg.SagaTimeout, Retention: cfg.SagaRetention, IdempotencyTTL: cfg.IdempotencyTTL,
 		CompensationAttempts: cfg.CompensationAttempts, Backoff: cfg.CompensationBackoff,
 		BackoffMax: cfg.CompensationBackoffMax, Logger: log,
+		Clock: func() time.Time { return time.Now().Add(cfg.ClockOffset) },
 	}, handlers.OrderSaga())
 }
 
