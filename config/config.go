@@ -50,6 +50,10 @@ type Config struct {
 	// ClaimMinIdle is how long an entry stays pending before another worker
 	// may reclaim it; longer than any legitimate handling time. Default 15s.
 	ClaimMinIdle time.Duration `env:"CLAIM_MIN_IDLE" envDefault:"15s"`
+	// HandleTimeout bounds one delivery, from when it was read. Keep it
+	// below CLAIM_MIN_IDLE, so that a handler gives up before another
+	// worker may reclaim its entry. Default 0: 90% of CLAIM_MIN_IDLE.
+	HandleTimeout time.Duration `env:"WORKER_HANDLE_TIMEOUT" envDefault:"0s"`
 	// MaxDeliveries is how many failed deliveries send an entry to the
 	// dead-letter stream. Default 5.
 	MaxDeliveries int `env:"MAX_DELIVERIES" envDefault:"5"`
@@ -164,6 +168,7 @@ func (c *Config) Validate() error {
 		{"CLAIM_MIN_IDLE", c.ClaimMinIdle, 10 * time.Millisecond},
 		{"STREAM_RETENTION", c.StreamRetention, 0},
 		{"SAGA_TIMEOUT", c.SagaTimeout, 0},
+		{"WORKER_HANDLE_TIMEOUT", c.HandleTimeout, 0},
 		{"SAGA_RETENTION", c.SagaRetention, time.Second},
 		{"IDEMPOTENCY_TTL", c.IdempotencyTTL, time.Second},
 		{"PAYMENT_LATENCY", c.PaymentLatency, 0},
