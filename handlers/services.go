@@ -135,7 +135,7 @@ func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 		if cmd.Phase == event.PhaseUndo {
 			// Undoing a late effect needs no live saga: compensations are
 			// idempotent and a no-op when nothing took effect.
-			if _, err := op(ctx, env.SagaID, &d); err != nil {
+			if err := s.undo(ctx, m, op, &d); err != nil {
 				return err
 			}
 			return s.engine.Ack(ctx, m)
@@ -188,15 +188,29 @@ func (s *Services) stale(ctx context.Context, m *streams.Message, undo operation
 			return err
 		}
 		if gone {
-			s.log.InfoContext(ctx, "effect of an abandoned step: compensating it", "saga_id", m.Env.SagaID,
-				"event_type", m.Env.Type, "group", m.Group)
-			if _, err := undo(ctx, m.Env.SagaID, d); err != nil {
+			if err := s.undo(ctx, m, undo, d); err != nil {
 				return err
 			}
-			s.engine.Sweeps.Undone.Add(1)
 		}
 	}
 	return s.engine.Ack(ctx, m)
+}
+
+// undo runs the compensation of a step its saga abandoned. A refusal (the
+// gateway said no) is an error: the entry stays pending and is retried, so
+// the late effect is not left in place.
+func (s *Services) undo(ctx context.Context, m *streams.Message, undo operation, d *event.OrderData) error {
+	s.log.InfoContext(ctx, "effect of an abandoned step: compensating it", "saga_id", m.Env.SagaID,
+		"event_type", m.Env.Type, "group", m.Group)
+	out, err := undo(ctx, m.Env.SagaID, d)
+	if err != nil {
+		return err
+	}
+	if !out.ok {
+		return fmt.Errorf("undo %s: %s", m.Env.Type, out.reason)
+	}
+	s.engine.Sweeps.Undone.Add(1)
+	return nil
 }
 
 // react runs a choreography reaction and publishes the event its outcome

@@ -37,10 +37,25 @@ func TestSweepersCompensateStalledSagasOnce(t *testing.T) {
 			}
 			s.WaitFinished(placed, 20*time.Second)
 			ctx := context.Background()
+			// The one action a deadline may cause: the failure event of the
+			// stalled step (choreography) or the first reverse compensation.
+			action := event.ShipmentFailed
+			if mode == event.ModeOrchestration {
+				action = event.CmdStockRelease
+			}
 			for _, o := range placed {
 				st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
 				if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "createShipment timed out") {
 					t.Fatalf("saga %s: %s %q", o.SagaID, st.Status, st.Reason)
+				}
+				n := 0
+				for _, h := range st.History {
+					if h.Type == action {
+						n++
+					}
+				}
+				if n != 1 {
+					t.Fatalf("saga %s: the deadline was acted on %d times", o.SagaID, n)
 				}
 				l, _ := s.Checker.Gateway.Ledger(ctx, o.SagaID)
 				if l.Charge != "charged" || l.Refund != "refunded" {
@@ -160,5 +175,76 @@ func TestSkewedClocksTimeNothingOutEarlyOrTwice(t *testing.T) {
 		if st.UpdatedAt.Sub(st.CreatedAt) < 1500*time.Millisecond {
 			t.Fatalf("saga %s compensated %s after it started, before its deadline", o.SagaID, st.UpdatedAt.Sub(st.CreatedAt))
 		}
+	}
+}
+
+// After SAGA_TIMEOUT has passed, the compensations still get their own step
+// deadline: a slow refund completes instead of being re-sent until FAILED.
+func TestCompensationAfterSagaTimeoutHasTime(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, map[string]string{"SAGA_TIMEOUT": "500ms", "SAGA_STEP_TIMEOUT": "2s"})
+	s.StartAPI(nil)
+	s.StartWorker(map[string]string{"WORKER_SERVICES": "order,payment,inventory,orchestrator", "PAYMENT_LATENCY": "300ms"})
+	s.SetStock("sku-a", 10)
+	o, err := s.PlaceOrder("c-1", sagatest.I("sku-a", 1, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
+	s.MustOutcomes([]sagatest.Placed{o}, []string{event.OrderStatusCancelled})
+}
+
+// Choreography, no order service: every step completes and the saga waits
+// for order.completed past its deadline. The sweeper abandons the shipment
+// (shipping cancels it) and compensates; the chain stalls again at the
+// absent order service and the sweeper re-publishes its last event, not
+// another; once the order service is back the saga ends COMPENSATED with the
+// shipment cancelled once.
+func TestSweeperRepublishesAStalledCompensation(t *testing.T) {
+	t.Parallel()
+	s := sagatest.New(t, srv, map[string]string{"SAGA_STEP_TIMEOUT": "300ms", "COMPENSATION_ATTEMPTS": "20"})
+	s.StartAPI(nil)
+	s.StartWorker(map[string]string{"WORKER_SERVICES": "payment,inventory,shipping"})
+	s.SetStock("sku-a", 10)
+	o, err := s.PlaceOrder("c-1", sagatest.I("sku-a", 1, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
+		if st.Status == event.StatusCompensating && st.Steps[1].Status == event.StepCompensated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("saga did not reach its refund: %s %+v", st.Status, st.Steps)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(700 * time.Millisecond) // a re-publication or two
+	s.StartWorker(nil)
+	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+	s.WaitNoPending(5 * time.Second)
+	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
+	s.MustOutcomes([]sagatest.Placed{o}, []string{event.OrderStatusCancelled})
+	st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
+	var republished, others []string
+	for _, h := range st.History {
+		switch h.Type {
+		case event.PaymentRefunded:
+			republished = append(republished, h.Type)
+		case event.ShipmentAbandoned, event.ShipmentFailed, event.StockReleased:
+			others = append(others, h.Type)
+		}
+	}
+	if len(republished) < 2 || len(others) != 3 {
+		t.Fatalf("history: %d payment.refunded (want a re-publication), chain %v", len(republished), others)
+	}
+	totals := s.RDB.HGetAll(ctx, s.KS.Domain("{shipping}", "totals")).Val()
+	if totals["shipments"] != "1" || totals["cancellations"] != "1" {
+		t.Fatalf("shipping totals %v: the shipment must be created and cancelled once", totals)
 	}
 }

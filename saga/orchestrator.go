@@ -131,7 +131,6 @@ func (e *Engine) undo(ctx context.Context, m *streams.Message, st *State, comman
 	if err := forwardScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("undo: %w", err)
 	}
-	e.Sweeps.Undone.Add(1)
 	e.opts.Logger.InfoContext(ctx, "late effect of an abandoned step: undoing it", "saga_id", st.SagaID, "step", i, "command", command)
 	return nil
 }
@@ -401,7 +400,7 @@ func (e *Engine) Retry(ctx context.Context, sagaID string) error {
 		if err != nil {
 			return err
 		}
-		c.saga = []any{"status", c.status}
+		c.saga = []any{"status", c.status, "sweeps", "0"}
 		c.emit(def.Steps[k].Abort, data)
 	}
 	res, err := c.run(ctx, e)

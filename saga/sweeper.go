@@ -64,13 +64,16 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 		return false, err
 	}
 	def := e.defs[st.Type]
-	if def == nil || terminal(st.Status) || st.Status == event.StatusFailed {
-		// Finished sagas have no deadline; a leftover member is harmless
-		// but would be read on every sweep.
+	if st.Status == event.StatusFailed {
+		return false, nil // its transition removed the deadline; a retry may be adding one
+	}
+	if def == nil || terminal(st.Status) {
+		// Finished for good: a leftover member would be read on every sweep.
 		return false, e.rdb.ZRem(ctx, e.ks.Deadlines(p), id).Err()
 	}
 	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
 	c.causation = "deadline"
+	c.retry = "sweep"
 	why := "step " + stepName(def, st) + " timed out"
 	if st.SagaDeadlineAt != nil && st.DeadlineAt != nil && !st.DeadlineAt.Before(*st.SagaDeadlineAt) {
 		why = "saga timed out (SAGA_TIMEOUT) in step " + stepName(def, st)
@@ -93,19 +96,15 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 			return false, err
 		}
 	default:
-		// Choreography: start the compensation chain again from the last
-		// step that may have taken effect; every step on it is idempotent.
+		// Choreography: the compensation chain stalled on its last event:
+		// publish that event again (its consumers are idempotent; the stuck
+		// copy becomes stale).
 		sweeps, _ := strconv.Atoi(st.Sweeps)
-		if sweeps+1 >= e.opts.CompensationAttempts {
-			return e.failSweep(ctx, c, st, stepName(def, st), why)
+		last := ""
+		if n := len(st.History); n > 0 {
+			last = st.History[n-1].Type
 		}
-		k := -1
-		for i, s := range st.Steps {
-			if s.Status == event.StepCompleted || s.Status == event.StepFailed {
-				k = i
-			}
-		}
-		if k < 0 || chorAbort(def, st, k, true) == "" {
+		if _, ok := def.Events[last]; !ok || sweeps+1 >= e.opts.CompensationAttempts {
 			return e.failSweep(ctx, c, st, stepName(def, st), why)
 		}
 		data, err := withReason(st.Context, st.Reason)
@@ -113,7 +112,7 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 			return false, err
 		}
 		c.saga = []any{"sweeps", strconv.Itoa(sweeps + 1)}
-		c.emit(chorAbort(def, st, k, true), data)
+		c.emit(last, data)
 	}
 	res, err := c.run(ctx, e)
 	if err != nil || res.Code != Applied {
@@ -135,6 +134,7 @@ func (e *Engine) failSweep(ctx context.Context, c *commit, st *State, step, why 
 	c.saga = []any{"status", c.status, "reason", why}
 	c.history = "saga.failed|deadline"
 	c.alert = []any{"saga_id", st.SagaID, "type", "saga.failed", "step", step, "error", why}
+	c.retry = "sweep"
 	res, err := c.run(ctx, e)
 	if err != nil || res.Code != Applied {
 		return false, err

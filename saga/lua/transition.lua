@@ -33,7 +33,10 @@
 --         'due:<member>' this is that re-send: refused (NOTDUE) unless the
 --         member's time has come. A member names the version it was
 --         scheduled at, so one left behind by a saga that moved on is
---         recognisably obsolete and never shadows a newer one.
+--         recognisably obsolete and never shadows a newer one. 'sweep': a
+--         sweeper acting on a passed deadline: refused (NOTDUE) unless the
+--         saga's deadline has passed by Redis time, so that a sweeper that
+--         read an older due list does not act on a fresh deadline.
 -- ARGV[10] number of saga field/value pairs, then the pairs, then likewise
 --         the event's, the record's, the dead-letter entry's and the
 --         alert's pairs
@@ -96,6 +99,12 @@ end
 
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+if ARGV[9] == 'sweep' then
+  local at = redis.call('ZSCORE', KEYS[3], cur[3])
+  if not at or tonumber(at) > now then
+    return {'NOTDUE', version}
+  end
+end
 local due = string.match(ARGV[9], '^due:(.+)$')
 if due then
   local at = redis.call('ZSCORE', KEYS[13], due)
@@ -118,8 +127,13 @@ if ARGV[7] ~= '' then
   saga[#saga + 1] = now .. '|' .. ARGV[7]
 end
 local deadline = now + timeout
-if cur[4] then
-  -- The whole saga's deadline (SAGA_TIMEOUT) bounds every step's.
+local status_after = cur[2]
+if status_to ~= '' then
+  status_after = status_to
+end
+if cur[4] and status_after == 'IN_PROGRESS' then
+  -- The whole saga's deadline (SAGA_TIMEOUT) bounds every forward step's;
+  -- compensations get their own step timeout.
   deadline = math.min(deadline, tonumber(cur[4]))
 end
 if timeout > 0 then
