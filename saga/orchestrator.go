@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/streams"
 )
@@ -270,15 +268,9 @@ func (c *commit) command(typ string, sagaContext json.RawMessage, step int, phas
 // whose retry time has come. Each re-send is one fenced script that checks
 // the time again, so any number of workers can run it at once.
 func (e *Engine) RedriveDue(ctx context.Context, p int) (int, error) {
-	now, err := e.rdb.Time(ctx).Result()
+	ids, err := e.due(ctx, e.ks.Retries(p))
 	if err != nil {
-		return 0, fmt.Errorf("redis time: %w", err)
-	}
-	ids, err := e.rdb.ZRangeByScore(ctx, e.ks.Retries(p), &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: 100,
-	}).Result()
-	if err != nil {
-		return 0, fmt.Errorf("due retries: %w", err)
+		return 0, err
 	}
 	sent := 0
 	for _, member := range ids {

@@ -31,15 +31,9 @@ type SweepStats struct {
 // the version the sweeper read, so any number of sweepers act once per
 // deadline: the others get STALE. Workers' clocks play no part.
 func (e *Engine) SweepDue(ctx context.Context, p int) (int, error) {
-	now, err := e.rdb.Time(ctx).Result()
+	ids, err := e.due(ctx, e.ks.Deadlines(p))
 	if err != nil {
-		return 0, fmt.Errorf("redis time: %w", err)
-	}
-	ids, err := e.rdb.ZRangeByScore(ctx, e.ks.Deadlines(p), &redis.ZRangeBy{
-		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: 100,
-	}).Result()
-	if err != nil {
-		return 0, fmt.Errorf("due deadlines: %w", err)
+		return 0, err
 	}
 	acted := 0
 	for _, id := range ids {
@@ -142,6 +136,22 @@ func (e *Engine) failSweep(ctx context.Context, c *commit, st *State, step, why 
 	e.Stats.Failed.Add(1)
 	e.Sweeps.Failed.Add(1)
 	return true, nil
+}
+
+// due lists up to 100 members of a sorted set scored at or before Redis's
+// current time (unix ms).
+func (e *Engine) due(ctx context.Context, key string) ([]string, error) {
+	now, err := e.rdb.Time(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis time: %w", err)
+	}
+	ids, err := e.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: 100,
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("due members of %s: %w", key, err)
+	}
+	return ids, nil
 }
 
 func stepName(def *Definition, st *State) string {
