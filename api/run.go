@@ -12,6 +12,7 @@ import (
 	"github.com/streamsaga/streamsaga/config"
 	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/wiring"
+	"github.com/streamsaga/streamsaga/metrics"
 	"github.com/streamsaga/streamsaga/streams"
 )
 
@@ -34,7 +35,8 @@ func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.L
 	}
 	defer rdb.Close()
 	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
-	engine, err := wiring.Engine(rdb, cfg, log)
+	m := metrics.New()
+	engine, err := wiring.Engine(rdb, cfg, log, m.SagaStatus)
 	if err != nil {
 		return err
 	}
@@ -45,7 +47,11 @@ func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.L
 	}
 	cancel()
 	opts := handlers.Options{RecordTTL: cfg.SagaRetention}
+	events, operator := wiring.Streams(cfg)
+	m.Pool("api", rdb)
+	m.Streams(rdb, append(events, operator...))
 	a := New(rdb, engine, handlers.NewOrders(rdb, engine, cfg.Mode), handlers.NewInventory(rdb, ks, opts), log)
+	a.Metrics = m.Handler()
 	srv := NewServer(cfg.HTTPAddr, a.Handler())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

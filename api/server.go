@@ -25,6 +25,8 @@ type API struct {
 	engine    *saga.Engine
 	inventory *handlers.Inventory
 	log       *slog.Logger
+	// Metrics, when set, is served at GET /metrics.
+	Metrics http.Handler
 }
 
 // New returns the API.
@@ -60,6 +62,9 @@ func (a *API) Handler() http.Handler {
 	route(mux, "/inventory/{sku}", map[string]http.HandlerFunc{http.MethodGet: a.getInventory, http.MethodPut: a.putInventory})
 	route(mux, "/healthz", map[string]http.HandlerFunc{http.MethodGet: a.healthz})
 	route(mux, "/readyz", map[string]http.HandlerFunc{http.MethodGet: a.readyz})
+	if a.Metrics != nil {
+		route(mux, "/metrics", map[string]http.HandlerFunc{http.MethodGet: a.Metrics.ServeHTTP})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such resource")
 	})

@@ -36,6 +36,9 @@ type Config struct {
 	Mode string `env:"SAGA_MODE" envDefault:"choreography"`
 	// HTTPAddr is where the API listens. Default ":8080".
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// MetricsAddr is where a worker serves /metrics; empty: not served.
+	// Default empty (the API always serves /metrics on HTTP_ADDR).
+	MetricsAddr string `env:"WORKER_METRICS_ADDR" envDefault:""`
 	// Services are the services a worker runs. Default all.
 	Services []string `env:"WORKER_SERVICES" envDefault:"order,payment,inventory,shipping,orchestrator" envSeparator:","`
 	// Concurrency bounds the entries one worker handles at once. Default 64.
@@ -137,6 +140,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTPAddr == "" || !strings.Contains(c.HTTPAddr, ":") {
 		bad("HTTP_ADDR", "must be host:port or :port")
+	}
+	if c.MetricsAddr != "" && !strings.Contains(c.MetricsAddr, ":") {
+		bad("WORKER_METRICS_ADDR", "must be host:port or :port")
 	}
 	if len(c.Services) == 0 {
 		bad("WORKER_SERVICES", "must name at least one service")

@@ -68,6 +68,7 @@ func (e *Engine) Commit(ctx context.Context, m *streams.Message, t Transition) (
 	}
 	eff := def.Events[t.Emit]
 	c := e.newCommit(m)
+	c.sagaType = def.Type
 	c.saga = effectFields(def, eff, t.StepResult, t.Reason)
 	c.status = eff.Status
 	c.keepOnRefusal = t.KeepOnRefusal
@@ -130,6 +131,7 @@ type commit struct {
 	keepOnRefusal          bool
 	retry                  string
 	clock                  func() time.Time
+	sagaType               string
 }
 
 func (e *Engine) newCommit(m *streams.Message) *commit {
@@ -202,6 +204,9 @@ func (c *commit) run(ctx context.Context, e *Engine) (Result, error) {
 	code, _ := res[0].(string)
 	version, _ := res[1].(int64)
 	r := Result{Code: Code(code), Version: version}
+	if r.Code == Applied && c.status != "" && e.opts.OnStatus != nil {
+		e.opts.OnStatus(c.sagaType, c.mode, c.status)
+	}
 	switch r.Code {
 	case Applied, NotDue:
 	case Stale:
@@ -367,6 +372,7 @@ func rawRef(values map[string]any) (*event.Envelope, bool) {
 // A compensation that cannot run makes the saga FAILED with an alert.
 func (e *Engine) giveUp(c *commit, def *Definition, st *State, why, what string, timeout bool) error {
 	c.mode = st.Mode
+	c.sagaType = st.Type
 	if st.Status == event.StatusInProgress {
 		if st.Mode == event.ModeOrchestration {
 			k := st.CurrentStep

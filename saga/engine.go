@@ -56,6 +56,9 @@ type Options struct {
 	Backoff, BackoffMax time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// OnStatus, when set, is told about every committed saga status
+	// change ("started" for a new saga); a metrics hook.
+	OnStatus func(sagaType, mode, status string)
 	// Clock is this process's clock, used only for the occurred_at of the
 	// messages it publishes: deadlines are judged by Redis server time, so a
 	// skewed worker clock cannot time anything out early or twice. Default
@@ -249,6 +252,9 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (StartResult, error)
 	}
 	switch res[0] {
 	case "OK":
+		if e.opts.OnStatus != nil {
+			e.opts.OnStatus(r.Type, r.Mode, "started")
+		}
 		return StartResult{Created: true, Answer: json.RawMessage(res[1])}, nil
 	case "DUP":
 		return StartResult{Answer: json.RawMessage(res[1])}, nil

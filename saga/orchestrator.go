@@ -68,7 +68,7 @@ func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
 		return streams.Permanent(fmt.Errorf("reply for step %d of saga type %q", r.Step, st.Type))
 	}
 	c := e.newCommit(m)
-	c.mode = st.Mode
+	c.mode, c.sagaType = st.Mode, st.Type
 	if err := e.advance(c, def, st, r); err != nil {
 		return err
 	}
@@ -306,6 +306,7 @@ func (e *Engine) redrive(ctx context.Context, p int, member string) (bool, error
 		return false, e.rdb.ZRem(ctx, e.ks.Retries(p), member).Err()
 	}
 	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
+	c.sagaType = st.Type
 	c.retry = "due:" + member
 	if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
 		return false, err
@@ -360,6 +361,7 @@ func (e *Engine) Retry(ctx context.Context, sagaID string) error {
 	}
 	p := e.ks.PartitionOf(sagaID)
 	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
+	c.sagaType = st.Type
 	c.status = event.StatusCompensating
 	if st.Mode == event.ModeOrchestration {
 		j := st.CurrentStep

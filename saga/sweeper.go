@@ -66,6 +66,7 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 		return false, e.rdb.ZRem(ctx, e.ks.Deadlines(p), id).Err()
 	}
 	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
+	c.sagaType = st.Type
 	c.causation = "deadline"
 	c.retry = "sweep"
 	why := "step " + stepName(def, st) + " timed out"

@@ -54,7 +54,10 @@ const (
 
 // Observer receives counts from a Runner (metrics hook).
 type Observer interface {
+	// Observe counts an outcome.
 	Observe(group string, o Outcome)
+	// Handled reports how long a handled entry took from its read.
+	Handled(group, eventType string, took time.Duration)
 }
 
 func (o *RunnerOptions) withDefaults() {
@@ -296,6 +299,9 @@ func (r *Runner) handle(ctx context.Context, m *Message) {
 		reason = fmt.Sprintf("failed %d deliveries (MAX_DELIVERIES=%d)", m.Deliveries-1, r.opts.MaxDeliveries)
 	default:
 		err := r.safeHandle(ctx, m)
+		if r.opts.Observer != nil {
+			r.opts.Observer.Handled(m.Group, m.Env.Type, time.Since(m.ReadAt))
+		}
 		if err == nil {
 			r.observe(m.Group, OutcomeOK)
 			return

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/streamsaga/streamsaga/config"
 	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/wiring"
+	"github.com/streamsaga/streamsaga/metrics"
 	"github.com/streamsaga/streamsaga/saga"
 	"github.com/streamsaga/streamsaga/streams"
 )
@@ -50,7 +54,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer reader.Close()
 
-	engine, err := wiring.Engine(rdb, cfg, log)
+	m := metrics.New()
+	engine, err := wiring.Engine(rdb, cfg, log, m.SagaStatus)
 	if err != nil {
 		return err
 	}
@@ -72,14 +77,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	runner := streams.NewRunner(rdb, reader, subs.run, services, engine, streams.RunnerOptions{
 		Consumer: consumer, Concurrency: cfg.Concurrency, ReadCount: cfg.ReadCount,
 		ClaimMinIdle: cfg.ClaimMinIdle, MaxDeliveries: cfg.MaxDeliveries, HandleTimeout: cfg.HandleTimeout, Logger: log,
+		Observer: m,
 	})
-	var events, operator []string
-	for p := range ks.Partitions {
-		for _, typ := range handlers.Streams() {
-			events = append(events, ks.Stream(p, typ))
-		}
-		operator = append(operator, ks.DeadLetter(p), ks.Alerts(p))
-	}
+	events, operator := wiring.Streams(cfg)
+	m.Engine(engine)
+	m.Pool("commands", rdb)
+	m.Pool("reader", reader)
+	m.Streams(rdb, append(append([]string{}, events...), operator...))
 	trimmer := &streams.Trimmer{RDB: rdb, Streams: events, Retention: cfg.StreamRetention, Logger: log}
 	// Dead letters and alerts wait for a person: they are kept as long as
 	// finished sagas are.
@@ -101,6 +105,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	sweeper := &saga.Sweeper{Engine: engine, Interval: min(max(shortest/4, 50*time.Millisecond), time.Second), Logger: log}
 	g.Go(func() error { return sweeper.Run(gctx) })
+	if cfg.MetricsAddr != "" {
+		g.Go(func() error { return serveMetrics(gctx, cfg.MetricsAddr, m, log) })
+	}
 	err = g.Wait()
 	st := &engine.Stats
 	log.Info("worker stopped", "stale_refused", st.Stale.Load(), "dead_lettered", st.DeadLettered.Load(),
@@ -136,6 +143,29 @@ func subscriptions(ks streams.Keyspace, services []string) subscriptionSet {
 		}
 	}
 	return s
+}
+
+// serveMetrics serves /metrics until ctx is done.
+func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on WORKER_METRICS_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.InfoContext(ctx, "worker metrics listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metrics: %w", err)
+	}
+	return nil
 }
 
 // waitForRedis runs setup until it succeeds, retrying while Redis is not
