@@ -1,0 +1,423 @@
+// Package ctl is sagactl: read-mostly commands over the product's Redis
+// data, each with a table output for people and --json for scripts.
+//
+// Exit codes: 0 done, 1 failed (Redis, a refused action), 2 bad usage or
+// configuration, 3 not found.
+package ctl
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/config"
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/internal/wiring"
+	"github.com/streamsaga/streamsaga/saga"
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailed   = 1
+	exitUsage    = 2
+	exitNotFound = 3
+)
+
+const usage = `usage: sagactl [--json] <command>
+
+  ls [--status S] [--limit N]   sagas, most recently updated first
+  show <saga-id>                one saga: state, steps and timeline
+  streams                       streams: length, groups, lag, pending
+  pending [--idle D]            pending entries idle at least D (default 0)
+  dlq ls [--limit N]            dead letters
+  dlq show <entry-id>           one dead letter
+  dlq replay <entry-id>         publish a dead letter's entry again and remove it
+  retry <saga-id>               re-drive a FAILED saga
+
+Reads REDIS_URL, SAGA_PREFIX and SAGA_PARTITIONS.
+`
+
+type ctl struct {
+	rdb    redis.UniversalClient
+	ks     streams.Keyspace
+	engine *saga.Engine
+	cfg    *config.Config
+	json   bool
+	out    io.Writer
+}
+
+// Run runs one sagactl command; env replaces the process environment when
+// not nil. It returns the exit code.
+func Run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sagactl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, err := config.LoadFrom(env)
+	if err != nil {
+		fmt.Fprintln(stderr, "sagactl:", err)
+		return exitUsage
+	}
+	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{Name: "sagactl"})
+	if err != nil {
+		fmt.Fprintln(stderr, "sagactl:", err)
+		return exitUsage
+	}
+	defer rdb.Close()
+	engine, err := wiring.Engine(rdb, cfg, config.NewLogger("error", stderr), nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "sagactl:", err)
+		return exitFailed
+	}
+	c := &ctl{rdb: rdb, ks: engine.Keyspace(), engine: engine, cfg: cfg, json: *asJSON, out: stdout}
+	err = c.dispatch(ctx, fs.Args())
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "sagactl: %v\n%s", err, usage)
+		return exitUsage
+	case errors.Is(err, saga.ErrNotFound), errors.Is(err, errNoEntry):
+		fmt.Fprintln(stderr, "sagactl:", err)
+		return exitNotFound
+	default:
+		fmt.Fprintln(stderr, "sagactl:", err)
+		return exitFailed
+	}
+}
+
+type usageError string
+
+func (u usageError) Error() string { return string(u) }
+
+var errNoEntry = errors.New("no such dead letter")
+
+func (c *ctl) dispatch(ctx context.Context, args []string) error {
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "ls":
+		fs := flag.NewFlagSet("ls", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		status := fs.String("status", "", "status")
+		limit := fs.Int("limit", 20, "limit")
+		if err := fs.Parse(rest); err != nil || *limit < 1 {
+			return usageError("ls: bad flags")
+		}
+		return c.ls(ctx, *status, *limit)
+	case "show", "retry":
+		if len(rest) != 1 {
+			return usageError(cmd + " takes one saga id")
+		}
+		if cmd == "show" {
+			return c.show(ctx, rest[0])
+		}
+		if err := c.engine.Retry(ctx, rest[0]); err != nil {
+			return err
+		}
+		return c.print(map[string]string{"saga_id": rest[0], "status": event.StatusCompensating}, func(w io.Writer) {
+			fmt.Fprintf(w, "saga %s re-driven: COMPENSATING\n", rest[0])
+		})
+	case "streams":
+		return c.streams(ctx)
+	case "pending":
+		fs := flag.NewFlagSet("pending", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		idle := fs.Duration("idle", 0, "idle")
+		if err := fs.Parse(rest); err != nil {
+			return usageError("pending: bad flags")
+		}
+		return c.pending(ctx, *idle)
+	case "dlq":
+		if len(rest) == 0 {
+			return usageError("dlq needs ls, show or replay")
+		}
+		switch rest[0] {
+		case "ls":
+			fs := flag.NewFlagSet("dlq ls", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			limit := fs.Int("limit", 50, "limit")
+			if err := fs.Parse(rest[1:]); err != nil || *limit < 1 {
+				return usageError("dlq ls: bad flags")
+			}
+			return c.dlqList(ctx, *limit)
+		case "show", "replay":
+			if len(rest) != 2 {
+				return usageError("dlq " + rest[0] + " takes one entry id")
+			}
+			if rest[0] == "show" {
+				return c.dlqShow(ctx, rest[1])
+			}
+			return c.dlqReplay(ctx, rest[1])
+		}
+		return usageError("unknown dlq command " + rest[0])
+	}
+	return usageError("unknown command " + cmd)
+}
+
+// print writes v as JSON with --json, else calls table.
+func (c *ctl) print(v any, table func(io.Writer)) error {
+	if c.json {
+		enc := json.NewEncoder(c.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	table(w)
+	return w.Flush()
+}
+
+func (c *ctl) ls(ctx context.Context, status string, limit int) error {
+	statuses := event.SagaStatuses
+	if status != "" {
+		statuses = []string{strings.ToUpper(status)}
+	}
+	list, err := c.engine.List(ctx, statuses, limit)
+	if err != nil {
+		return err
+	}
+	return c.print(list, func(w io.Writer) {
+		fmt.Fprintln(w, "SAGA\tTYPE\tMODE\tSTATUS\tSTEP\tUPDATED\tREASON")
+		for _, s := range list {
+			step := "-"
+			if s.CurrentStep >= 0 && s.CurrentStep < len(s.Steps) {
+				step = s.Steps[s.CurrentStep].Name
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.SagaID, s.Type, s.Mode, s.Status, step, s.UpdatedAt.Format(time.RFC3339), s.Reason)
+		}
+	})
+}
+
+func (c *ctl) show(ctx context.Context, id string) error {
+	st, err := c.engine.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	return c.print(st, func(w io.Writer) {
+		fmt.Fprintf(w, "saga\t%s\ntype\t%s\nmode\t%s\nstatus\t%s\nreason\t%s\nversion\t%d\ncreated\t%s\nupdated\t%s\n",
+			st.SagaID, st.Type, st.Mode, st.Status, st.Reason, st.Version, st.CreatedAt.Format(time.RFC3339Nano), st.UpdatedAt.Format(time.RFC3339Nano))
+		fmt.Fprintln(w, "\nSTEP\tSTATUS\tRESULT")
+		for _, s := range st.Steps {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", s.Name, s.Status, string(s.Result))
+		}
+		fmt.Fprintln(w, "\nTIMELINE\tVERSION\tMESSAGE")
+		for _, h := range st.History {
+			fmt.Fprintf(w, "+%s\t%d\t%s\n", h.At.Sub(st.CreatedAt).Round(time.Microsecond), h.Version, h.Type)
+		}
+	})
+}
+
+type groupInfo struct {
+	Name          string `json:"name"`
+	Pending       int64  `json:"pending"`
+	Lag           int64  `json:"lag"`
+	LastDelivered string `json:"last_delivered"`
+	Consumers     int64  `json:"consumers"`
+}
+
+type streamInfo struct {
+	Stream string      `json:"stream"`
+	Length int64       `json:"length"`
+	Groups []groupInfo `json:"groups"`
+}
+
+func (c *ctl) allStreams() []string {
+	events, operator := wiring.Streams(c.cfg)
+	return append(events, operator...)
+}
+
+func (c *ctl) streams(ctx context.Context) error {
+	var out []streamInfo
+	for _, key := range c.allStreams() {
+		n, err := c.rdb.XLen(ctx, key).Result()
+		if err != nil {
+			return fmt.Errorf("xlen %s: %w", key, err)
+		}
+		if n == 0 && !c.exists(ctx, key) {
+			continue
+		}
+		si := streamInfo{Stream: key, Length: n, Groups: []groupInfo{}}
+		groups, err := c.rdb.XInfoGroups(ctx, key).Result()
+		if err == nil {
+			for _, g := range groups {
+				si.Groups = append(si.Groups, groupInfo{Name: g.Name, Pending: g.Pending, Lag: g.Lag, LastDelivered: g.LastDeliveredID, Consumers: g.Consumers})
+			}
+		}
+		out = append(out, si)
+	}
+	return c.print(out, func(w io.Writer) {
+		fmt.Fprintln(w, "STREAM\tLENGTH\tGROUP\tPENDING\tLAG\tCONSUMERS")
+		for _, s := range out {
+			if len(s.Groups) == 0 {
+				fmt.Fprintf(w, "%s\t%d\t-\t-\t-\t-\n", s.Stream, s.Length)
+			}
+			for _, g := range s.Groups {
+				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%d\t%d\n", s.Stream, s.Length, g.Name, g.Pending, g.Lag, g.Consumers)
+			}
+		}
+	})
+}
+
+func (c *ctl) exists(ctx context.Context, key string) bool {
+	n, _ := c.rdb.Exists(ctx, key).Result()
+	return n == 1
+}
+
+type pendingEntry struct {
+	Stream     string  `json:"stream"`
+	Group      string  `json:"group"`
+	ID         string  `json:"id"`
+	Consumer   string  `json:"consumer"`
+	IdleSec    float64 `json:"idle_seconds"`
+	Deliveries int64   `json:"deliveries"`
+}
+
+func (c *ctl) pending(ctx context.Context, idle time.Duration) error {
+	out := []pendingEntry{}
+	events, _ := wiring.Streams(c.cfg)
+	for _, key := range events {
+		groups, err := c.rdb.XInfoGroups(ctx, key).Result()
+		if err != nil {
+			continue
+		}
+		for _, g := range groups {
+			if g.Pending == 0 {
+				continue
+			}
+			list, err := c.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: g.Name, Idle: idle, Start: "-", End: "+", Count: 1000}).Result()
+			if err != nil {
+				return fmt.Errorf("xpending %s %s: %w", key, g.Name, err)
+			}
+			for _, p := range list {
+				out = append(out, pendingEntry{Stream: key, Group: g.Name, ID: p.ID, Consumer: p.Consumer, IdleSec: p.Idle.Seconds(), Deliveries: p.RetryCount})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].IdleSec > out[j].IdleSec })
+	return c.print(out, func(w io.Writer) {
+		fmt.Fprintln(w, "STREAM\tGROUP\tID\tCONSUMER\tIDLE\tDELIVERIES")
+		for _, p := range out {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1fs\t%d\n", p.Stream, p.Group, p.ID, p.Consumer, p.IdleSec, p.Deliveries)
+		}
+	})
+}
+
+type deadLetter struct {
+	Partition int               `json:"partition"`
+	ID        string            `json:"id"`
+	Fields    map[string]string `json:"fields"`
+}
+
+func toStrings(v map[string]any) map[string]string {
+	out := make(map[string]string, len(v))
+	for k, x := range v {
+		out[k] = fmt.Sprint(x)
+	}
+	return out
+}
+
+func (c *ctl) dlqList(ctx context.Context, limit int) error {
+	out := []deadLetter{}
+	for p := range c.ks.Partitions {
+		msgs, err := c.rdb.XRevRangeN(ctx, c.ks.DeadLetter(p), "+", "-", int64(limit)).Result()
+		if err != nil {
+			return fmt.Errorf("read dead letters: %w", err)
+		}
+		for _, m := range msgs {
+			out = append(out, deadLetter{Partition: p, ID: m.ID, Fields: toStrings(m.Values)})
+		}
+	}
+	return c.print(out, func(w io.Writer) {
+		fmt.Fprintln(w, "ID\tGROUP\tTYPE\tSAGA\tDELIVERIES\tERROR")
+		for _, d := range out {
+			f := d.Fields
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, f["group"], f["type"], f["saga_id"], f["deliveries"], f["error"])
+		}
+	})
+}
+
+// findDead finds a dead letter by id in any partition.
+func (c *ctl) findDead(ctx context.Context, id string) (*deadLetter, error) {
+	for p := range c.ks.Partitions {
+		msgs, err := c.rdb.XRangeN(ctx, c.ks.DeadLetter(p), id, id, 1).Result()
+		if err != nil {
+			if strings.Contains(err.Error(), "Invalid stream ID") {
+				return nil, usageError("not a stream entry id: " + id)
+			}
+			return nil, fmt.Errorf("read dead letter: %w", err)
+		}
+		if len(msgs) == 1 {
+			return &deadLetter{Partition: p, ID: id, Fields: toStrings(msgs[0].Values)}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", errNoEntry, id)
+}
+
+func (c *ctl) dlqShow(ctx context.Context, id string) error {
+	d, err := c.findDead(ctx, id)
+	if err != nil {
+		return err
+	}
+	return c.print(d, func(w io.Writer) {
+		keys := make([]string, 0, len(d.Fields))
+		for k := range d.Fields {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "%s\t%s\n", k, d.Fields[k])
+		}
+	})
+}
+
+// dlqReplay publishes a dead letter's original entry on its stream again
+// and removes it from the dead-letter stream, in one script.
+func (c *ctl) dlqReplay(ctx context.Context, id string) error {
+	d, err := c.findDead(ctx, id)
+	if err != nil {
+		return err
+	}
+	source := d.Fields["source_stream"]
+	if c.ks.PartitionOfKey(source) != d.Partition {
+		return fmt.Errorf("dead letter %s names no stream of its partition", id)
+	}
+	var fields []any
+	for k, v := range d.Fields {
+		switch k {
+		case "group", "error", "deliveries", "source_stream", "source_id", "truncated":
+			continue
+		}
+		fields = append(fields, strings.TrimPrefix(k, "orig_"), v)
+	}
+	newID, err := replayScript.Run(ctx, c.rdb, []string{c.ks.DeadLetter(d.Partition), source}, append([]any{id}, fields...)...).Text()
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	return c.print(map[string]string{"replayed": id, "stream": source, "id": newID}, func(w io.Writer) {
+		fmt.Fprintf(w, "replayed %s on %s as %s\n", id, source, newID)
+	})
+}
+
+//go:embed replay.lua
+var replaySource string
+
+var replayScript = redis.NewScript(replaySource)
