@@ -49,7 +49,7 @@ func TestSagactl(t *testing.T) {
 	s.SetStock("sku-a", 10)
 	completed, _ := s.PlaceOrder("c", sagatest.I("sku-a", 1, 100))
 	compensated, _ := s.PlaceOrder("c", sagatest.I("sku-a", 1, 999999)) // declined: no refund needed
-	failed, _ := s.PlaceOrder("c", sagatest.I("sku-a", 99, 1))           // stock short: the refund always fails
+	failed, _ := s.PlaceOrder("c", sagatest.I("sku-a", 99, 1))          // stock short: the refund always fails
 	s.WaitFinished([]sagatest.Placed{completed, compensated, failed}, 10*time.Second)
 	_ = stop()
 	inProgress, _ := s.PlaceOrder("c", sagatest.I("sku-a", 1, 100)) // no worker now
