@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,11 @@ import (
 	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/saga"
 )
+
+// OpenAPI is the OpenAPI 3 description of the API, served at /openapi.yaml.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
 
 // API serves the HTTP interface.
 type API struct {
@@ -61,6 +67,10 @@ func (a *API) Handler() http.Handler {
 	route(mux, "/sagas/{id}/retry", map[string]http.HandlerFunc{http.MethodPost: a.retrySaga})
 	route(mux, "/inventory/{sku}", map[string]http.HandlerFunc{http.MethodGet: a.getInventory, http.MethodPut: a.putInventory})
 	route(mux, "/healthz", map[string]http.HandlerFunc{http.MethodGet: a.healthz})
+	route(mux, "/openapi.yaml", map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(OpenAPI)
+	}})
 	route(mux, "/readyz", map[string]http.HandlerFunc{http.MethodGet: a.readyz})
 	if a.Metrics != nil {
 		route(mux, "/metrics", map[string]http.HandlerFunc{http.MethodGet: a.Metrics.ServeHTTP})
