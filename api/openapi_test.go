@@ -93,8 +93,8 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	call("GET", "/orders/"+string(orderID), "", nil)
 	call("GET", "/sagas/"+string(sagaID), "", nil)
 	call("GET", "/sagas?status=COMPLETED&limit=5", "", nil)
-	call("POST", "/sagas/"+string(sagaID)+"/retry", "", nil) // 409: not FAILED
-	call("POST", "/orders", `{"customer_id":"c-1","items":[]}`, nil) // 400
+	call("POST", "/sagas/"+string(sagaID)+"/retry", "", nil)             // 409: not FAILED
+	call("POST", "/orders", `{"customer_id":"c-1","items":[]}`, nil)     // 400
 	call("GET", "/orders/0192a000-0000-7000-8000-000000000000", "", nil) // 404
 	call("GET", "/healthz", "", nil)
 	call("GET", "/readyz", "", nil)
