@@ -1,0 +1,3 @@
+// Package deploy holds the tests of the repository's deployment files
+// (Dockerfile, compose.yaml); it has no code of its own.
+package deploy
