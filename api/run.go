@@ -52,6 +52,7 @@ func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.L
 	m.Streams(rdb, append(events, operator...))
 	a := New(rdb, engine, handlers.NewOrders(rdb, engine, cfg.Mode), handlers.NewInventory(rdb, ks, opts), log)
 	a.Metrics = m.Handler()
+	a.UI = NewUI(rdb, engine, append(append([]string{}, events...), operator...))
 	srv := NewServer(cfg.HTTPAddr, a.Handler())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

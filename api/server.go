@@ -33,6 +33,8 @@ type API struct {
 	log       *slog.Logger
 	// Metrics, when set, is served at GET /metrics.
 	Metrics http.Handler
+	// UI, when set, is the dashboard at /ui/.
+	UI *UI
 }
 
 // New returns the API.
@@ -72,6 +74,10 @@ func (a *API) Handler() http.Handler {
 		_, _ = w.Write(OpenAPI)
 	}})
 	route(mux, "/readyz", map[string]http.HandlerFunc{http.MethodGet: a.readyz})
+	if a.UI != nil {
+		mux.HandleFunc("GET /ui/{$}", a.UI.index)
+		mux.HandleFunc("GET /ui/sagas/{id}", a.UI.saga)
+	}
 	if a.Metrics != nil {
 		route(mux, "/metrics", map[string]http.HandlerFunc{http.MethodGet: a.Metrics.ServeHTTP})
 	}

@@ -105,6 +105,29 @@ func (e *Engine) Abandoned(ctx context.Context, sagaID string, i int) (bool, err
 	return abandoned(st, i), nil
 }
 
+// IsCompensation reports whether a message type belongs to a saga's way
+// back: a failure event, a compensation event or command, a retry, a
+// failure for good (for pictures and logs).
+func (e *Engine) IsCompensation(typ string) bool {
+	switch typ {
+	case "saga.failed", "retry.scheduled":
+		return true
+	}
+	if def, ok := e.byEvent[typ]; ok {
+		eff := def.Events[typ]
+		return eff.StepStatus == event.StepFailed || eff.StepStatus == event.StepCompensated ||
+			eff.Status == event.StatusCompensating || eff.Status == event.StatusCompensated
+	}
+	for _, def := range e.defs {
+		for _, s := range def.Steps {
+			if s.Compensate == typ {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // StepOf is the step a choreography event reports on, or NoStep.
 func (e *Engine) StepOf(eventType string) int {
 	if def, ok := e.byEvent[eventType]; ok {

@@ -226,43 +226,15 @@ func (c *ctl) show(ctx context.Context, id string) error {
 	})
 }
 
-type groupInfo struct {
-	Name          string `json:"name"`
-	Pending       int64  `json:"pending"`
-	Lag           int64  `json:"lag"`
-	LastDelivered string `json:"last_delivered"`
-	Consumers     int64  `json:"consumers"`
-}
-
-type streamInfo struct {
-	Stream string      `json:"stream"`
-	Length int64       `json:"length"`
-	Groups []groupInfo `json:"groups"`
-}
-
 func (c *ctl) allStreams() []string {
 	events, operator := wiring.Streams(c.cfg)
 	return append(events, operator...)
 }
 
 func (c *ctl) streams(ctx context.Context) error {
-	var out []streamInfo
-	for _, key := range c.allStreams() {
-		n, err := c.rdb.XLen(ctx, key).Result()
-		if err != nil {
-			return fmt.Errorf("xlen %s: %w", key, err)
-		}
-		if n == 0 && !c.exists(ctx, key) {
-			continue
-		}
-		si := streamInfo{Stream: key, Length: n, Groups: []groupInfo{}}
-		groups, err := c.rdb.XInfoGroups(ctx, key).Result()
-		if err == nil {
-			for _, g := range groups {
-				si.Groups = append(si.Groups, groupInfo{Name: g.Name, Pending: g.Pending, Lag: g.Lag, LastDelivered: g.LastDeliveredID, Consumers: g.Consumers})
-			}
-		}
-		out = append(out, si)
+	out, err := streams.Inspect(ctx, c.rdb, c.allStreams())
+	if err != nil {
+		return err
 	}
 	return c.print(out, func(w io.Writer) {
 		fmt.Fprintln(w, "STREAM\tLENGTH\tGROUP\tPENDING\tLAG\tCONSUMERS")
@@ -275,11 +247,6 @@ func (c *ctl) streams(ctx context.Context) error {
 			}
 		}
 	})
-}
-
-func (c *ctl) exists(ctx context.Context, key string) bool {
-	n, _ := c.rdb.Exists(ctx, key).Result()
-	return n == 1
 }
 
 type pendingEntry struct {
