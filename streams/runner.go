@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -173,6 +174,11 @@ func (r *Runner) readConn(ctx context.Context, stream string) (*redis.Conn, func
 	}
 	conn := node.Conn()
 	id, err := conn.ClientID(ctx).Result()
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unknown") {
+		// A Redis-compatible server without CLIENT ID (the embedded one of
+		// cmd/dev): shutdown then waits for the short BLOCK instead.
+		return conn, func() {}, nil
+	}
 	if err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("client id: %w", err)

@@ -28,9 +28,14 @@ for _, g in ipairs(groups) do
   end
   -- Entries after last-delivered-id are unread by this group.
   local keep = info['last-delivered-id']
-  if tonumber(info['pending']) > 0 then
+  if tonumber(info['pending'] or 0) > 0 then
     -- The summary form's second element is the smallest pending id.
     keep = redis.call('XPENDING', KEYS[1], info['name'])[2]
+  end
+  if type(keep) ~= 'string' or not string.match(keep, '^%d+%-%d+$') then
+    -- A reply this script does not understand: trim nothing rather than
+    -- guess (a Redis-compatible server may answer differently).
+    return 0
   end
   if less(keep, bound) then
     bound = keep

@@ -19,6 +19,7 @@ import (
 func main() {
 	demo := flag.Bool("demo", false, "place one order of each path, print the outcomes and exit")
 	workers := flag.Int("workers", 2, "number of workers")
+	embedded := flag.Bool("embedded", false, "use the embedded Redis-compatible server even when redis-server is installed")
 	flag.Parse()
 	cfg, err := config.Load()
 	if err != nil {
@@ -27,7 +28,8 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	err = devrun.Run(ctx, cfg, devrun.Options{Demo: *demo, Workers: *workers, Out: os.Stdout})
+	err = devrun.Run(ctx, cfg, devrun.Options{Demo: *demo, Workers: *workers, Out: os.Stdout,
+		Embedded: *embedded, RedisAddr: os.Getenv("DEV_REDIS_ADDR")})
 	if errors.Is(err, devrun.ErrDemoFailed) {
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)

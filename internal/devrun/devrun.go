@@ -10,7 +10,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
 
 	"golang.org/x/sync/errgroup"
 
@@ -28,17 +31,49 @@ type Options struct {
 	Demo    bool
 	Workers int
 	Out     io.Writer
+	// Embedded forces the embedded Redis-compatible server even when
+	// redis-server is installed.
+	Embedded bool
+	// RedisAddr is where the embedded server listens (DEV_REDIS_ADDR);
+	// default 127.0.0.1:6380.
+	RedisAddr string
+}
+
+const embeddedBanner = `  NOTE: embedded Redis (miniredis) — redis-server was not found on PATH (or -embedded).
+        It keeps nothing on disk, stream statistics (lag) are approximate, and a
+        stopping worker waits for its short BLOCK instead of CLIENT UNBLOCK.
+        Install redis-server for the real thing.
+`
+
+// startRedis starts redis-server on a free port, or the embedded server.
+func startRedis(o Options) (url, where string, stop func(), embedded bool, err error) {
+	if _, lookErr := exec.LookPath("redis-server"); lookErr == nil && !o.Embedded {
+		srv, err := redistest.Start(redistest.Options{AOF: "everysec"})
+		if err != nil {
+			return "", "", nil, false, fmt.Errorf("start redis-server: %w", err)
+		}
+		return srv.URL(), fmt.Sprintf("%s   (redis-cli -p %d; data in %s)", srv.Addr(), srv.Port, srv.Dir), srv.Close, false, nil
+	}
+	addr := o.RedisAddr
+	if addr == "" {
+		addr = "127.0.0.1:6380"
+	}
+	m := miniredis.NewMiniRedis()
+	if err := m.StartAddr(addr); err != nil {
+		return "", "", nil, true, fmt.Errorf("start embedded redis on DEV_REDIS_ADDR %s: %w", addr, err)
+	}
+	return "redis://" + m.Addr() + "/0", fmt.Sprintf("%s   (embedded; redis-cli -h %s -p %s)", m.Addr(), m.Host(), m.Port()), m.Close, true, nil
 }
 
 // Run starts Redis, the API and the workers, and serves until ctx ends (or,
 // with Demo, until the demo orders finished).
 func Run(ctx context.Context, cfg *config.Config, o Options) error {
-	srv, err := redistest.Start(redistest.Options{AOF: "everysec"})
+	url, where, stopRedis, embedded, err := startRedis(o)
 	if err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
+		return err
 	}
-	defer srv.Close()
-	cfg.RedisURL = srv.URL()
+	defer stopRedis()
+	cfg.RedisURL = url
 	if cfg.HTTPAddr == ":8080" {
 		cfg.HTTPAddr = "127.0.0.1:8080"
 	}
@@ -60,10 +95,15 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(o.Out, `streamsaga is running
   API        %s   (try: curl %s/sagas?status=COMPLETED)
-  Redis      %s   (redis-cli -p %d; data in %s)
+  dashboard  %s/ui/
+  metrics    %s/metrics
+  Redis      %s
   workers    %d, all services; new sagas: %s (SAGA_MODE)
-Stop with Ctrl-C.
-`, base, base, srv.Addr(), srv.Port, srv.Dir, max(o.Workers, 1), cfg.Mode)
+`, base, base, base, base, where, max(o.Workers, 1), cfg.Mode)
+	if embedded {
+		fmt.Fprint(o.Out, embeddedBanner)
+	}
+	fmt.Fprintln(o.Out, "Stop with Ctrl-C.")
 	var demoErr error
 	if o.Demo {
 		demoErr = runDemo(gctx, base, o.Out)
