@@ -2,8 +2,6 @@ package api_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -11,20 +9,6 @@ import (
 	"github.com/streamsaga/streamsaga/internal/redistest"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
 )
-
-func scrape(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d", url, resp.StatusCode)
-	}
-	return string(b)
-}
 
 func mustContain(t *testing.T, where, text string, lines ...string) {
 	t.Helper()
@@ -57,7 +41,7 @@ func TestMetricsMove(t *testing.T) {
 	s.WaitFinished(placed, 10*time.Second)
 	s.WaitNoPending(5 * time.Second)
 	p := s.Env["SAGA_PREFIX"]
-	mustContain(t, "API /metrics", scrape(t, s.APIURL+"/metrics"),
+	mustContain(t, "API /metrics", get(t, s.APIURL+"/metrics"),
 		`streamsaga_sagas_total{mode="choreography",status="started",type="ORDER_SAGA"} 2`,
 		`streamsaga_stream_length{stream="`+p+`:{0}:order.created"} 2`,
 		`streamsaga_group_pending{group="payment",stream="`+p+`:{0}:order.created"} 0`,
@@ -65,7 +49,7 @@ func TestMetricsMove(t *testing.T) {
 		`streamsaga_group_oldest_pending_seconds{group="payment",stream="`+p+`:{0}:order.created"} 0`,
 		`streamsaga_redis_pool_total_conns{client="api"}`,
 		`go_goroutines`)
-	mustContain(t, "worker /metrics", scrape(t, "http://"+workerMetrics+"/metrics"),
+	mustContain(t, "worker /metrics", get(t, "http://"+workerMetrics+"/metrics"),
 		`streamsaga_sagas_total{mode="choreography",status="COMPLETED",type="ORDER_SAGA"} 1`,
 		`streamsaga_sagas_total{mode="choreography",status="COMPENSATED",type="ORDER_SAGA"} 1`,
 		`streamsaga_sagas_total{mode="choreography",status="COMPENSATING",type="ORDER_SAGA"} 1`,
