@@ -228,20 +228,24 @@ func (a *API) retrySaga(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// statusFilter turns a status query parameter into the statuses to list:
+// all of them when empty; ok is false for an unknown status.
+func statusFilter(status string) ([]string, bool) {
+	if status == "" {
+		return event.SagaStatuses, true
+	}
+	if slices.Contains(event.SagaStatuses, status) {
+		return []string{status}, true
+	}
+	return nil, false
+}
+
 func (a *API) listSagas(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	status := q.Get("status")
-	statuses := event.SagaStatuses
-	if status != "" {
-		valid := false
-		for _, s := range event.SagaStatuses {
-			valid = valid || s == status
-		}
-		if !valid {
-			writeRequestError(w, badRequest("invalid_status", "status", "status must be one of "+strings.Join(event.SagaStatuses, ", ")))
-			return
-		}
-		statuses = []string{status}
+	statuses, ok := statusFilter(q.Get("status"))
+	if !ok {
+		writeRequestError(w, badRequest("invalid_status", "status", "status must be one of "+strings.Join(event.SagaStatuses, ", ")))
+		return
 	}
 	limit := 50
 	if l := q.Get("limit"); l != "" {

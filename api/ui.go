@@ -52,17 +52,10 @@ type uiDead struct {
 func (u *UI) index(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	filter := strings.ToUpper(r.URL.Query().Get("status"))
-	statuses := event.SagaStatuses
-	if filter != "" {
-		valid := false
-		for _, s := range event.SagaStatuses {
-			valid = valid || s == filter
-		}
-		if !valid {
-			writeError(w, http.StatusBadRequest, "invalid_status", "unknown status")
-			return
-		}
-		statuses = []string{filter}
+	statuses, ok := statusFilter(filter)
+	if !ok {
+		writeError(w, http.StatusBadRequest, "invalid_status", "unknown status")
+		return
 	}
 	ks := u.engine.Keyspace()
 	type count struct {

@@ -34,17 +34,10 @@ func TestLiveRecordsDoNotExpireUntilTheSagaEnds(t *testing.T) {
 	}
 	// Without a shipping worker the saga waits after reserving stock.
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	sagatest.WaitFor(t, "the saga to reach reserveStock", 10*time.Second, func() bool {
 		st, err := s.Checker.Engine.Get(ctx, o.SagaID)
-		if err == nil && st.Steps[2].Status == event.StepCompleted {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("saga did not reach reserveStock")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && st.Steps[2].Status == event.StepCompleted
+	})
 	if d := ttl(t, s, "{payment}", "ledger", o.SagaID); d != -1 {
 		t.Errorf("live charge has TTL %v", d)
 	}
@@ -83,13 +76,9 @@ func TestReplayAfterExpiryChargesNothing(t *testing.T) {
 		t.Fatalf("order.created: %v %v", created, err)
 	}
 	before, _ := s.Checker.Gateway.Totals(ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for s.RDB.Exists(ctx, s.KS.Saga(0, o.SagaID), s.KS.Domain("{payment}", "ledger", o.SagaID)).Val() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("saga and ledger did not expire")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	sagatest.WaitFor(t, "the saga and its ledger to expire", 10*time.Second, func() bool {
+		return s.RDB.Exists(ctx, s.KS.Saga(0, o.SagaID), s.KS.Domain("{payment}", "ledger", o.SagaID)).Val() == 0
+	})
 	if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.Stream(0, event.OrderCreated), Values: created[0].Values}).Err(); err != nil {
 		t.Fatal(err)
 	}

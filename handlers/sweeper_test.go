@@ -213,17 +213,10 @@ func TestSweeperRepublishesAStalledCompensation(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	sagatest.WaitFor(t, "the saga's refund", 10*time.Second, func() bool {
 		st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
-		if st.Status == event.StatusCompensating && st.Steps[1].Status == event.StepCompensated {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("saga did not reach its refund: %s %+v", st.Status, st.Steps)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return st.Status == event.StatusCompensating && st.Steps[1].Status == event.StepCompensated
+	})
 	time.Sleep(700 * time.Millisecond) // a re-publication or two
 	s.StartWorker(nil)
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
