@@ -60,7 +60,13 @@ func startRedis(o Options) (url, where string, stop func(), embedded bool, err e
 	}
 	m := miniredis.NewMiniRedis()
 	if err := m.StartAddr(addr); err != nil {
-		return "", "", nil, true, fmt.Errorf("start embedded redis on DEV_REDIS_ADDR %s: %w", addr, err)
+		// The demo needs no fixed port: take a free one when the default is busy.
+		if !o.Demo || o.RedisAddr != "" {
+			return "", "", nil, true, fmt.Errorf("start embedded redis on DEV_REDIS_ADDR %s: %w", addr, err)
+		}
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return "", "", nil, true, fmt.Errorf("start embedded redis: %w", err)
+		}
 	}
 	return "redis://" + m.Addr() + "/0", fmt.Sprintf("%s   (embedded; redis-cli -h %s -p %s)", m.Addr(), m.Host(), m.Port()), m.Close, true, nil
 }
