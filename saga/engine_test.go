@@ -177,3 +177,35 @@ func TestStartIdempotency(t *testing.T) {
 		t.Fatalf("%d sagas started", n)
 	}
 }
+
+// The status index stays bounded: a terminal transition prunes the entries
+// of sagas finished longer ago than the retention (their hashes expired).
+func TestStatusIndexIsPruned(t *testing.T) {
+	rdb := srv.Client()
+	t.Cleanup(func() { rdb.Close() })
+	ks := streams.NewKeyspace(redistest.Prefix(), 1)
+	e, err := saga.New(rdb, ks, saga.Options{Retention: time.Second}, tripSaga())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	finish := func() string {
+		p, id, _, _ := e.NewIDs("")
+		if _, err := e.Start(ctx, saga.StartRequest{Type: "TRIP_SAGA", Mode: event.ModeChoreography, Partition: p, SagaID: id,
+			Context: json.RawMessage(`{}`), Event: "trip.requested", Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		m := read(t, rdb, ks.Stream(p, "trip.requested"))
+		if r, err := e.Commit(ctx, m, saga.Transition{Emit: "trip.done", Data: json.RawMessage(`{}`)}); err != nil || r.Code != saga.Applied {
+			t.Fatalf("commit: %+v %v", r, err)
+		}
+		return id
+	}
+	old := finish()
+	time.Sleep(1200 * time.Millisecond)
+	recent := finish()
+	ids, _ := rdb.ZRange(ctx, ks.Index(0, event.StatusCompleted), 0, -1).Result()
+	if len(ids) != 1 || ids[0] != recent {
+		t.Fatalf("COMPLETED index %v, want only %s (not %s)", ids, recent, old)
+	}
+}
