@@ -25,11 +25,12 @@ type Orders struct {
 	engine *saga.Engine
 	ks     streams.Keyspace
 	mode   string
+	def    *saga.Definition
 }
 
 // NewOrders returns the order service; mode is the style of new sagas.
 func NewOrders(rdb redis.UniversalClient, engine *saga.Engine, mode string) *Orders {
-	return &Orders{rdb: rdb, engine: engine, ks: engine.Keyspace(), mode: mode}
+	return &Orders{rdb: rdb, engine: engine, ks: engine.Keyspace(), mode: mode, def: OrderSaga()}
 }
 
 // PlaceRequest is a validated order.
@@ -72,7 +73,7 @@ func (o *Orders) Place(ctx context.Context, r PlaceRequest) (Placed, error) {
 	answer, _ := json.Marshal(Placed{OrderID: orderID, SagaID: sagaID})
 	first, firstData := event.OrderCreated, data
 	if o.mode == event.ModeOrchestration {
-		first = OrderSaga().Steps[0].Execute
+		first = o.def.Steps[0].Execute
 		if firstData, err = saga.CommandData(data, 0, event.PhaseExecute); err != nil {
 			return Placed{}, err
 		}

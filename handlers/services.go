@@ -24,6 +24,11 @@ type Services struct {
 	gateway   *Gateway
 	shipping  *Shipping
 	log       *slog.Logger
+	// Routing tables, built once: keyed "group/type".
+	reactionOf map[string]reaction
+	commandOf  map[string]operation
+	// undoOf maps an execute command to its compensation.
+	undoOf map[string]operation
 }
 
 // NewServices wires the services.
@@ -32,13 +37,15 @@ func NewServices(rdb redis.UniversalClient, engine *saga.Engine, opts Options, l
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Services{
+	s := &Services{
 		engine:    engine,
 		inventory: NewInventory(rdb, ks, opts),
 		gateway:   NewGateway(rdb, ks, opts),
 		shipping:  NewShipping(rdb, ks, opts),
 		log:       log,
 	}
+	s.reactionOf, s.commandOf, s.undoOf = s.reactions(), s.commands(), s.commandUndo()
+	return s
 }
 
 // Gateway returns the fake payment gateway (tests reconcile its ledger).
@@ -121,8 +128,8 @@ func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 		return streams.Permanent(fmt.Errorf("%s data carries no order", env.Type))
 	}
 	key := m.Group + "/" + env.Type
-	react, isReaction := s.reactions()[key]
-	op, isCommand := s.commands()[key]
+	react, isReaction := s.reactionOf[key]
+	op, isCommand := s.commandOf[key]
 	if !isReaction && !isCommand {
 		return streams.Permanent(fmt.Errorf("group %s does not handle %s", m.Group, env.Type))
 	}
@@ -151,7 +158,7 @@ func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 	}
 	if isCommand {
 		if !live {
-			undo := s.commandUndo()[env.Type]
+			undo := s.undoOf[env.Type]
 			if cmd.Phase != event.PhaseExecute {
 				undo = nil
 			}

@@ -348,22 +348,27 @@ type Redriver struct {
 
 // Run works until ctx is done.
 func (r *Redriver) Run(ctx context.Context) error {
-	interval := r.Interval
+	everyPartition(ctx, r.Engine, r.Interval, 100*time.Millisecond, r.Logger, "re-send due compensations", r.Engine.RedriveDue)
+	return nil
+}
+
+// everyPartition runs fn over every partition each interval (def when not
+// set) until ctx is done, logging failures.
+func everyPartition(ctx context.Context, e *Engine, interval, def time.Duration, log *slog.Logger, what string,
+	fn func(context.Context, int) (int, error)) {
 	if interval <= 0 {
-		interval = 100 * time.Millisecond
+		interval = def
 	}
-	log := r.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	streams.RunEvery(ctx, interval, func(ctx context.Context) {
-		for p := range r.Engine.ks.Partitions {
-			if _, err := r.Engine.RedriveDue(ctx, p); err != nil && ctx.Err() == nil {
-				log.WarnContext(ctx, "re-send due compensations", "partition", p, "err", err)
+		for p := range e.ks.Partitions {
+			if _, err := fn(ctx, p); err != nil && ctx.Err() == nil {
+				log.WarnContext(ctx, what, "partition", p, "err", err)
 			}
 		}
 	})
-	return nil
 }
 
 // Retry re-drives a FAILED saga (POST /sagas/{id}/retry): an orchestrated

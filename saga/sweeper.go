@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/event"
-	"github.com/streamsaga/streamsaga/streams"
 )
 
 // SweepStats count what sweepers did, for logs and metrics.
@@ -176,20 +175,6 @@ type Sweeper struct {
 
 // Run sweeps until ctx is done.
 func (s *Sweeper) Run(ctx context.Context) error {
-	interval := s.Interval
-	if interval <= 0 {
-		interval = time.Second
-	}
-	log := s.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	streams.RunEvery(ctx, interval, func(ctx context.Context) {
-		for p := range s.Engine.ks.Partitions {
-			if _, err := s.Engine.SweepDue(ctx, p); err != nil && ctx.Err() == nil {
-				log.WarnContext(ctx, "sweep deadlines", "partition", p, "err", err)
-			}
-		}
-	})
+	everyPartition(ctx, s.Engine, s.Interval, time.Second, s.Logger, "sweep deadlines", s.Engine.SweepDue)
 	return nil
 }
