@@ -57,6 +57,10 @@ type Config struct {
 	// below CLAIM_MIN_IDLE, so that a handler gives up before another
 	// worker may reclaim its entry. Default 0: 90% of CLAIM_MIN_IDLE.
 	HandleTimeout time.Duration `env:"WORKER_HANDLE_TIMEOUT" envDefault:"0s"`
+	// ConsumerIdle: a consumer that holds nothing and stayed idle this long
+	// is deleted (its worker died or scaled away). 0 means 20 ×
+	// CLAIM_MIN_IDLE, at least a minute.
+	ConsumerIdle time.Duration `env:"CONSUMER_IDLE" envDefault:"0s"`
 	// MaxDeliveries is how many failed deliveries send an entry to the
 	// dead-letter stream. Default 5.
 	MaxDeliveries int `env:"MAX_DELIVERIES" envDefault:"5"`
@@ -175,6 +179,7 @@ func (c *Config) Validate() error {
 		{"STREAM_RETENTION", c.StreamRetention, 0},
 		{"SAGA_TIMEOUT", c.SagaTimeout, 0},
 		{"WORKER_HANDLE_TIMEOUT", c.HandleTimeout, 0},
+		{"CONSUMER_IDLE", c.ConsumerIdle, 0},
 		{"SAGA_RETENTION", c.SagaRetention, time.Second},
 		{"IDEMPOTENCY_TTL", c.IdempotencyTTL, time.Second},
 		{"PAYMENT_LATENCY", c.PaymentLatency, 0},

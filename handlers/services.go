@@ -73,6 +73,10 @@ type reaction struct {
 	onOK, onFail string
 	record       string // order status to write, for the order service
 	finalizer    bool   // only acknowledges: the saga is already final
+	// fenced: op has no effect of its own, so the commit's version fence
+	// is the whole duplicate check and the separate liveness read is
+	// skipped (a round trip saved on every hop of the order service).
+	fenced       bool
 	compensation bool
 	// undo compensates op's effect when it lands after the saga gave up
 	// on the step (a hanging step).
@@ -84,16 +88,16 @@ func (s *Services) reactions() map[string]reaction {
 		event.ServicePayment + "/" + event.OrderCreated:       {op: s.charge, onOK: event.PaymentCompleted, onFail: event.PaymentFailed, undo: s.refund},
 		event.ServicePayment + "/" + event.StockInsufficient:  {op: s.refund, onOK: event.PaymentRefunded, compensation: true},
 		event.ServicePayment + "/" + event.StockReleased:      {op: s.refund, onOK: event.PaymentRefunded, compensation: true},
-		event.ServicePayment + "/" + event.OrderCompleted:     {op: s.settle, finalizer: true},
+		event.ServicePayment + "/" + event.OrderCompleted:     {op: s.settle, finalizer: true, fenced: true},
 		event.ServiceInventory + "/" + event.PaymentCompleted: {op: s.reserve, onOK: event.StockReserved, onFail: event.StockInsufficient, undo: s.release},
 		event.ServiceInventory + "/" + event.ShipmentFailed:   {op: s.release, onOK: event.StockReleased, compensation: true},
-		event.ServiceInventory + "/" + event.OrderCompleted:   {op: s.consume, finalizer: true},
+		event.ServiceInventory + "/" + event.OrderCompleted:   {op: s.consume, finalizer: true, fenced: true},
 		event.ServiceShipping + "/" + event.StockReserved:     {op: s.ship, onOK: event.ShipmentCreated, onFail: event.ShipmentFailed, undo: s.cancelShipment},
 		event.ServiceShipping + "/" + event.ShipmentAbandoned: {op: s.cancelShipment, onOK: event.ShipmentFailed, compensation: true},
-		event.ServiceShipping + "/" + event.OrderCompleted:    {op: s.closeShipment, finalizer: true},
-		event.ServiceOrder + "/" + event.ShipmentCreated:      {op: s.noop, onOK: event.OrderCompleted, record: event.OrderStatusCompleted},
-		event.ServiceOrder + "/" + event.PaymentFailed:        {op: s.noop, onOK: event.OrderCancelled, record: event.OrderStatusCancelled},
-		event.ServiceOrder + "/" + event.PaymentRefunded:      {op: s.noop, onOK: event.OrderCancelled, record: event.OrderStatusCancelled},
+		event.ServiceShipping + "/" + event.OrderCompleted:    {op: s.closeShipment, finalizer: true, fenced: true},
+		event.ServiceOrder + "/" + event.ShipmentCreated:      {op: s.noop, onOK: event.OrderCompleted, record: event.OrderStatusCompleted, fenced: true},
+		event.ServiceOrder + "/" + event.PaymentFailed:        {op: s.noop, onOK: event.OrderCancelled, record: event.OrderStatusCancelled, fenced: true},
+		event.ServiceOrder + "/" + event.PaymentRefunded:      {op: s.noop, onOK: event.OrderCancelled, record: event.OrderStatusCancelled, fenced: true},
 	}
 }
 
@@ -147,6 +151,12 @@ func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 			}
 			return s.engine.Ack(ctx, m)
 		}
+	}
+	if isReaction && react.fenced {
+		// A finalizer's operation is idempotent and only settles records of
+		// a finished saga; the order service's reactions have no effect
+		// outside their fenced commit, which refuses a stale message.
+		return s.react(ctx, m, react, &d)
 	}
 	// A message its saga has moved past (a duplicate, a late redelivery, a
 	// replay after the saga expired) gets no effect at all: acknowledged

@@ -28,6 +28,10 @@ type RunnerOptions struct {
 	// ClaimMinIdle is the idle time after which a pending entry is
 	// reclaimed. Default 15s.
 	ClaimMinIdle time.Duration
+	// ConsumerIdle is how long a consumer that holds nothing may stay idle
+	// before it is deleted (a worker that died or scaled away). Default
+	// 20 × ClaimMinIdle, at least a minute.
+	ConsumerIdle time.Duration
 	// MaxDeliveries failed deliveries send an entry to the dead letters.
 	// Default 5.
 	MaxDeliveries int
@@ -73,6 +77,9 @@ func (o *RunnerOptions) withDefaults() {
 	}
 	if o.ClaimMinIdle <= 0 {
 		o.ClaimMinIdle = 15 * time.Second
+	}
+	if o.ConsumerIdle <= 0 {
+		o.ConsumerIdle = max(20*o.ClaimMinIdle, time.Minute)
 	}
 	if o.MaxDeliveries <= 0 {
 		o.MaxDeliveries = 5
@@ -120,6 +127,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		readers.Add(1)
 		g.Go(func() error { defer readers.Done(); return r.readLoop(gctx, sub) })
 		g.Go(func() error { return r.reclaimLoop(gctx, sub) })
+		g.Go(func() error { return r.consumerLoop(gctx, sub) })
 	}
 	g.Go(func() error { r.unblockOnShutdown(gctx, &readers); return nil })
 	err := g.Wait()
@@ -293,9 +301,14 @@ func (r *Runner) dispatch(ctx context.Context, m *Message) {
 }
 
 func (r *Runner) handle(ctx context.Context, m *Message) {
-	log := r.opts.Logger.With("group", m.Group, "stream", m.Stream, "entry_id", m.ID)
-	if m.Env != nil {
-		log = log.With("saga_id", m.Env.SagaID, "event_type", m.Env.Type)
+	// The logger is built only on the paths that log: With formats its
+	// attributes at once, which cost more than the hop itself.
+	log := func() *slog.Logger {
+		l := r.opts.Logger.With("group", m.Group, "stream", m.Stream, "entry_id", m.ID)
+		if m.Env != nil {
+			l = l.With("saga_id", m.Env.SagaID, "event_type", m.Env.Type)
+		}
+		return l
 	}
 	var reason string
 	switch {
@@ -313,18 +326,18 @@ func (r *Runner) handle(ctx context.Context, m *Message) {
 			return
 		}
 		if !IsPermanent(err) {
-			log.WarnContext(ctx, "handler failed; entry stays pending for a retry", "deliveries", m.Deliveries, "err", err)
+			log().WarnContext(ctx, "handler failed; entry stays pending for a retry", "deliveries", m.Deliveries, "err", err)
 			r.observe(m.Group, OutcomeRetry)
 			return
 		}
 		reason = err.Error()
 	}
 	if err := r.dl.DeadLetter(ctx, m, reason); err != nil {
-		log.ErrorContext(ctx, "dead-letter entry; it stays pending", "reason", reason, "err", err)
+		log().ErrorContext(ctx, "dead-letter entry; it stays pending", "reason", reason, "err", err)
 		r.observe(m.Group, OutcomeRetry)
 		return
 	}
-	log.WarnContext(ctx, "entry dead-lettered", "reason", reason, "deliveries", m.Deliveries)
+	log().WarnContext(ctx, "entry dead-lettered", "reason", reason, "deliveries", m.Deliveries)
 	r.observe(m.Group, OutcomeDeadLetter)
 }
 
@@ -352,6 +365,24 @@ func (r *Runner) reclaimLoop(ctx context.Context, sub Subscription) error {
 		for _, stream := range sub.Streams {
 			if err := r.reclaim(ctx, sub, stream); err != nil && ctx.Err() == nil {
 				r.opts.Logger.WarnContext(ctx, "reclaim", "group", sub.Group, "stream", stream, "err", err)
+			}
+		}
+	})
+	return nil
+}
+
+// consumerLoop deletes the group's consumers that hold nothing and stayed
+// idle past ConsumerIdle. Every worker runs it; the script makes each
+// deletion safe, so running it many times over is harmless.
+func (r *Runner) consumerLoop(ctx context.Context, sub Subscription) error {
+	RunEvery(ctx, r.opts.ConsumerIdle/4, func(ctx context.Context) {
+		for _, stream := range sub.Streams {
+			n, err := RemoveIdleConsumers(ctx, r.rdb, stream, sub.Group, r.opts.Consumer, r.opts.ConsumerIdle)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				r.opts.Logger.WarnContext(ctx, "remove idle consumers", "group", sub.Group, "stream", stream, "err", err)
+			case n > 0:
+				r.opts.Logger.InfoContext(ctx, "removed idle consumers", "group", sub.Group, "stream", stream, "removed", n)
 			}
 		}
 	})

@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	services := handlers.NewServices(rdb, engine, wiring.Domain(cfg), log)
 	runner := streams.NewRunner(rdb, reader, subs.run, services, engine, streams.RunnerOptions{
 		Consumer: consumer, Concurrency: cfg.Concurrency, ReadCount: cfg.ReadCount,
-		ClaimMinIdle: cfg.ClaimMinIdle, MaxDeliveries: cfg.MaxDeliveries, HandleTimeout: cfg.HandleTimeout, Logger: log,
+		ClaimMinIdle: cfg.ClaimMinIdle, MaxDeliveries: cfg.MaxDeliveries, HandleTimeout: cfg.HandleTimeout, ConsumerIdle: cfg.ConsumerIdle, Logger: log,
 		Observer: m,
 	})
 	events, operator := wiring.Streams(cfg)

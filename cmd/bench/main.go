@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/streamsaga/streamsaga/config"
 	"github.com/streamsaga/streamsaga/internal/bench"
@@ -35,14 +38,55 @@ func main() {
 	flag.StringVar(&o.Mode, "mode", "choreography", "saga style: choreography or orchestration")
 	flag.StringVar(&o.RedisURL, "redis-url", "", "use this Redis instead of starting one (it is not flushed)")
 	flag.BoolVar(&o.JSON, "json", false, "print one JSON line")
+	flag.BoolVar(&o.Verbose, "v", false, "also print Redis calls and time per command")
+	var soak bench.SoakOptions
+	flag.DurationVar(&soak.Duration, "soak", 0, "soak instead: start sagas at -rate for this long, sampling stream lengths and memory")
+	flag.Float64Var(&soak.Rate, "rate", 1000, "soak: sagas started per second")
+	flag.DurationVar(&soak.Sample, "sample", 30*time.Second, "soak: time between samples")
+	sagaRetention := flag.String("saga-retention", "1m", "soak: SAGA_RETENTION of the workers")
+	streamRetention := flag.String("stream-retention", "30s", "soak: STREAM_RETENTION of the workers")
+	profile := flag.String("cpuprofile", "", "write CPU profiles of the workers (worker-N.pprof) and the driver (driver.pprof) to this directory")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	o.WorkerEnv = []string{roleEnv + "=worker"}
-	if err := bench.Run(ctx, o, os.Stdout); err != nil {
+	if *profile != "" {
+		o.WorkerEnv = append(o.WorkerEnv, profileEnv+"="+*profile)
+		stopProfile, err := startProfile(filepath.Join(*profile, "driver.pprof"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer stopProfile()
+	}
+	run := func() error { return bench.Run(ctx, o, os.Stdout) }
+	if soak.Duration > 0 {
+		o.WorkerEnv = append(o.WorkerEnv, "SAGA_RETENTION="+*sagaRetention, "STREAM_RETENTION="+*streamRetention)
+		run = func() error { return bench.Soak(ctx, o, soak, os.Stdout) }
+	}
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		stop()
 		os.Exit(1)
 	}
+}
+
+// profileEnv names the directory a worker writes its CPU profile to.
+const profileEnv = "STREAMSAGA_BENCH_CPUPROFILE"
+
+func startProfile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func runWorker() {
@@ -50,6 +94,14 @@ func runWorker() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench worker:", err)
 		os.Exit(2)
+	}
+	if dir := os.Getenv(profileEnv); dir != "" {
+		stopProfile, err := startProfile(filepath.Join(dir, "worker-"+os.Getenv("STREAMSAGA_BENCH_WORKER")+".pprof"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench worker:", err)
+			os.Exit(1)
+		}
+		defer stopProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -4,16 +4,19 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,10 +42,12 @@ type Options struct {
 	Mode      string
 	RedisURL  string
 	JSON      bool
+	Verbose   bool     // print Redis time per command
 	WorkerEnv []string // added to the workers' environment
 }
 
-// Result of one run.
+// Result of one run. Per-saga figures count the measured sagas (warm-up
+// excluded), except memory, which counts every saga the run kept.
 type Result struct {
 	Mode         string  `json:"mode"`
 	Workers      int     `json:"workers"`
@@ -56,91 +61,328 @@ type Result struct {
 	Maxms        float64 `json:"max_ms"`
 	Completed    int     `json:"completed"`
 	Compensated  int     `json:"compensated"`
+	Failed       int64   `json:"failed"`
 	PendingAfter int64   `json:"pending_after"`
+	// RedisCmdsPerSaga sums INFO commandstats, script internals included.
+	RedisCmdsPerSaga float64 `json:"redis_cmds_per_saga"`
+	// RedisRoundtripsPerSaga counts read events on Redis's client sockets
+	// (total_reads_processed): a pipeline that arrives at once is one.
+	RedisRoundtripsPerSaga float64 `json:"redis_roundtrips_per_saga"`
+	// RedisUsPerSaga is Redis's own time in commands (commandstats usec).
+	RedisUsPerSaga float64 `json:"redis_us_per_saga"`
+	// AvgReadBatch is entries acknowledged per XREADGROUP call.
+	AvgReadBatch float64 `json:"avg_read_batch"`
+	// RedisBytesPerSaga is used_memory per finished saga once the streams
+	// are trimmed: what stays for SAGA_RETENTION (default 7 days).
+	RedisBytesPerSaga float64 `json:"redis_bytes_per_saga"`
+	// RedisBytesPerSagaUntrimmed also counts the stream entries, which stay
+	// for STREAM_RETENTION (default 1 h).
+	RedisBytesPerSagaUntrimmed float64 `json:"redis_bytes_per_saga_untrimmed"`
+	// CPUusPerSaga is CPU microseconds per saga by process kind: redis,
+	// workers (all of them), driver (this process: load and, with -http,
+	// the API).
+	CPUusPerSaga map[string]float64 `json:"cpu_us_per_saga"`
+	// perCommand is Redis calls and time per command, for -v.
+	perCommand map[string][2]int64
+	start      snapshot // counters when the measured part began
 }
 
-// Run runs one benchmark and prints its result.
-func Run(ctx context.Context, o Options, out io.Writer) error {
+// rig is what a run drives: Redis, the worker processes and the way a saga
+// is started.
+type rig struct {
+	rdb     redis.UniversalClient
+	ks      streams.Keyspace
+	place   placeFunc
+	pids    []int
+	cleanup []func()
+}
+
+func (r *rig) close() {
+	for _, f := range slices.Backward(r.cleanup) {
+		f()
+	}
+}
+
+// newRig starts Redis (unless o.RedisURL), the workers and the placer.
+func newRig(ctx context.Context, o Options) (_ *rig, err error) {
+	r := &rig{}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
 	url := o.RedisURL
 	if url == "" {
 		srv, err := redistest.Start(redistest.Options{})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer srv.Close()
+		r.cleanup = append(r.cleanup, srv.Close)
 		url = srv.URL()
 	}
 	prefix := "bench" + strings.TrimPrefix(redistest.Prefix(), "t")
-	if o.Mode == "" {
-		o.Mode = event.ModeChoreography
-	}
 	env := map[string]string{"REDIS_URL": url, "SAGA_PREFIX": prefix, "LOG_LEVEL": "error", "SAGA_MODE": o.Mode}
 	cfg, err := config.LoadFrom(env)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rdb, err := streams.Connect(url, streams.ClientOptions{PoolSize: o.InFlight + 16, Name: "bench"})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer rdb.Close()
-	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
-	engine, err := saga.New(rdb, ks, saga.Options{}, handlers.OrderSaga())
+	r.rdb = rdb
+	r.cleanup = append(r.cleanup, func() { rdb.Close() })
+	r.ks = streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
+	engine, err := saga.New(rdb, r.ks, saga.Options{}, handlers.OrderSaga())
+	if err != nil {
+		return nil, err
+	}
+	inv := handlers.NewInventory(rdb, r.ks, handlers.Options{})
+	if err := inv.Set(ctx, "sku-1", 1_000_000_000); err != nil {
+		return nil, err
+	}
+	procs, err := startWorkers(o, env)
+	if err != nil {
+		return nil, err
+	}
+	r.cleanup = append(r.cleanup, func() { stopWorkers(procs) })
+	for _, p := range procs {
+		r.pids = append(r.pids, p.Process.Pid)
+	}
+	place, stop, err := placer(ctx, o, cfg, rdb, engine)
+	if err != nil {
+		return nil, err
+	}
+	r.place = place
+	r.cleanup = append(r.cleanup, stop)
+	if err := waitForGroups(ctx, rdb, r.ks); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Run runs one benchmark and prints its result.
+func Run(ctx context.Context, o Options, out io.Writer) error {
+	if o.Mode == "" {
+		o.Mode = event.ModeChoreography
+	}
+	r, err := newRig(ctx, o)
 	if err != nil {
 		return err
 	}
-	inv := handlers.NewInventory(rdb, ks, handlers.Options{})
-	if err := inv.Set(ctx, "sku-1", 1_000_000_000); err != nil {
+	defer r.close()
+	rdb, ks, place, pids := r.rdb, r.ks, r.place, r.pids
+	before, err := readRedisStats(ctx, rdb)
+	if err != nil {
 		return err
 	}
-	// Worker processes.
+	snap := func() (snapshot, error) { return takeSnapshot(ctx, rdb, pids) }
+	res, err := drive(ctx, o, rdb, ks, place, snap)
+	if err != nil {
+		return err
+	}
+	// The last sagas' finalizers may still run: wait for them, then read
+	// the counters, so every measured saga is counted whole.
+	res.PendingAfter = waitNoPending(ctx, rdb, ks, 10*time.Second)
+	end, err := snap()
+	if err != nil {
+		return err
+	}
+	res.account(end)
+	if res.Failed, err = countStatus(ctx, rdb, ks, event.StatusFailed); err != nil {
+		return err
+	}
+	if err := res.measureMemory(ctx, rdb, ks, before.memory, o.Sagas); err != nil {
+		return err
+	}
+	res.print(o, out)
+	if res.PendingAfter != 0 {
+		return fmt.Errorf("%d entries still pending after the run", res.PendingAfter)
+	}
+	if unfinished, err := countStatus(ctx, rdb, ks, event.StatusInProgress, event.StatusCompensating); err != nil || unfinished > 0 {
+		return fmt.Errorf("%d sagas did not finish (err %v)", unfinished, err)
+	}
+	return nil
+}
+
+func startWorkers(o Options, env map[string]string) ([]*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var procs []*exec.Cmd
-	for range o.Workers {
+	for i := range o.Workers {
 		cmd := exec.Command(self)
 		cmd.Env = append(os.Environ(), o.WorkerEnv...)
+		cmd.Env = append(cmd.Env, "STREAMSAGA_BENCH_WORKER="+strconv.Itoa(i))
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
-			return err
+			stopWorkers(procs)
+			return nil, err
 		}
 		procs = append(procs, cmd)
 	}
-	defer func() {
-		for _, p := range procs {
-			_ = p.Process.Signal(os.Interrupt)
-			_ = p.Wait()
+	return procs, nil
+}
+
+func stopWorkers(procs []*exec.Cmd) {
+	for _, p := range procs {
+		_ = p.Process.Signal(os.Interrupt)
+	}
+	for _, p := range procs {
+		_ = p.Wait()
+	}
+}
+
+// waitForGroups waits until the workers have created their consumer groups,
+// so the first sagas do not wait on a worker's start-up.
+func waitForGroups(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ready := true
+		for p := range ks.Partitions {
+			for group, types := range handlers.Subscriptions() {
+				for _, typ := range types {
+					groups, _ := rdb.XInfoGroups(ctx, ks.Stream(p, typ)).Result()
+					if !slices.ContainsFunc(groups, func(g redis.XInfoGroup) bool { return g.Name == group }) {
+						ready = false
+					}
+				}
+			}
 		}
-	}()
-	place, stop, err := placer(ctx, o, cfg, rdb, engine)
+		if ready {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the workers did not create their consumer groups within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitNoPending polls until no group has a pending entry or a lag, and
+// returns the pending entries left when it gives up.
+func waitNoPending(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, limit time.Duration) int64 {
+	deadline := time.Now().Add(limit)
+	for {
+		n, lag := pendingAndLag(ctx, rdb, ks)
+		if (n == 0 && lag == 0) || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func pendingAndLag(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace) (pending, lag int64) {
+	for p := range ks.Partitions {
+		for _, typ := range handlers.Streams() {
+			groups, err := rdb.XInfoGroups(ctx, ks.Stream(p, typ)).Result()
+			if err != nil {
+				continue
+			}
+			for _, g := range groups {
+				pending += g.Pending
+				lag += max(g.Lag, 0)
+			}
+		}
+	}
+	return pending, lag
+}
+
+func countStatus(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, statuses ...string) (int64, error) {
+	var n int64
+	for p := range ks.Partitions {
+		for _, s := range statuses {
+			c, err := rdb.ZCard(ctx, ks.Index(p, s)).Result()
+			if err != nil {
+				return 0, fmt.Errorf("count %s: %w", s, err)
+			}
+			n += c
+		}
+	}
+	return n, nil
+}
+
+// account turns the counters' deltas over the measured part into per-saga
+// figures.
+func (r *Result) account(end snapshot) {
+	n := float64(r.Sagas)
+	d := func(a, b int64) float64 { return float64(a-b) / n }
+	start := r.start
+	r.RedisCmdsPerSaga = d(end.redis.calls, start.redis.calls)
+	r.RedisRoundtripsPerSaga = d(end.redis.reads, start.redis.reads)
+	r.perCommand = map[string][2]int64{}
+	var usec int64
+	for cmd, v := range end.redis.perCommand {
+		w := start.redis.perCommand[cmd]
+		r.perCommand[cmd] = [2]int64{v[0] - w[0], v[1] - w[1]}
+		usec += v[1] - w[1]
+	}
+	r.RedisUsPerSaga = float64(usec) / n
+	if reads := r.perCommand["xreadgroup"][0]; reads > 0 {
+		r.AvgReadBatch = float64(r.perCommand["xack"][0]) / float64(reads)
+	}
+	us := func(a, b time.Duration) float64 { return float64((a - b).Microseconds()) / n }
+	r.CPUusPerSaga = map[string]float64{
+		"redis":   us(end.cpu.redis, start.cpu.redis),
+		"workers": us(end.cpu.workers, start.cpu.workers),
+		"driver":  us(end.cpu.driver, start.cpu.driver),
+	}
+}
+
+// measureMemory reports used_memory per saga, with the streams as they are,
+// then trimmed of everything every group has acknowledged: what remains is
+// what SAGA_RETENTION keeps.
+func (r *Result) measureMemory(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, before int64, sagas int) error {
+	mem := func() (int64, error) {
+		s, err := readRedisStats(ctx, rdb)
+		return s.memory, err
+	}
+	untrimmed, err := mem()
 	if err != nil {
 		return err
 	}
-	defer stop()
-	res, err := drive(ctx, o, rdb, ks, place)
+	for p := range ks.Partitions {
+		for _, typ := range handlers.Streams() {
+			if _, err := streams.Trim(ctx, rdb, ks.Stream(p, typ), 0); err != nil {
+				return err
+			}
+		}
+	}
+	trimmed, err := mem()
 	if err != nil {
 		return err
 	}
-	chk, _ := newPendingCounter(rdb, ks)
-	time.Sleep(200 * time.Millisecond)
-	res.PendingAfter = chk(ctx)
-	if o.JSON {
-		b, _ := json.Marshal(res)
-		fmt.Fprintln(out, string(b))
-	} else {
-		fmt.Fprintf(out, "%s, %d workers, %d in flight: %d sagas in %.2fs = %.0f sagas/s; p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms; completed %d, compensated %d, pending after %d\n",
-			res.Mode, res.Workers, res.InFlight, res.Sagas, res.Seconds, res.SagasPerSec, res.P50ms, res.P90ms, res.P99ms, res.Maxms,
-			res.Completed, res.Compensated, res.PendingAfter)
-	}
-	if res.PendingAfter != 0 {
-		return fmt.Errorf("%d entries still pending after the run", res.PendingAfter)
-	}
+	r.RedisBytesPerSagaUntrimmed = float64(untrimmed-before) / float64(sagas)
+	r.RedisBytesPerSaga = float64(trimmed-before) / float64(sagas)
 	return nil
+}
+
+func (r *Result) print(o Options, out io.Writer) {
+	if o.JSON {
+		b, _ := json.Marshal(r)
+		fmt.Fprintln(out, string(b))
+		return
+	}
+	fmt.Fprintf(out, "%s, %d workers, %d in flight: %d sagas in %.2fs = %.0f sagas/s; p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+		r.Mode, r.Workers, r.InFlight, r.Sagas, r.Seconds, r.SagasPerSec, r.P50ms, r.P90ms, r.P99ms, r.Maxms)
+	fmt.Fprintf(out, "  completed %d, compensated %d, failed %d, pending after %d\n", r.Completed, r.Compensated, r.Failed, r.PendingAfter)
+	fmt.Fprintf(out, "  per saga: %.1f Redis commands, %.1f round trips, %.0f µs in Redis commands, %.0f B kept (%.0f B untrimmed); read batch %.1f\n",
+		r.RedisCmdsPerSaga, r.RedisRoundtripsPerSaga, r.RedisUsPerSaga, r.RedisBytesPerSaga, r.RedisBytesPerSagaUntrimmed, r.AvgReadBatch)
+	fmt.Fprintf(out, "  CPU µs per saga: redis %.0f, workers %.0f, driver %.0f\n", r.CPUusPerSaga["redis"], r.CPUusPerSaga["workers"], r.CPUusPerSaga["driver"])
+	if o.Verbose {
+		cmds := slices.SortedFunc(maps.Keys(r.perCommand), func(a, b string) int { return cmp.Compare(r.perCommand[b][1], r.perCommand[a][1]) })
+		for _, c := range cmds {
+			v := r.perCommand[c]
+			if v[0] == 0 {
+				continue
+			}
+			fmt.Fprintf(out, "  %-14s %6.2f calls/saga %6.1f µs/saga %5.2f µs/call\n", c, float64(v[0])/float64(r.Sagas), float64(v[1])/float64(r.Sagas), float64(v[1])/float64(v[0]))
+		}
+	}
 }
 
 type placeFunc func(ctx context.Context, i int) (sagaID string, err error)
@@ -193,7 +435,7 @@ func placer(ctx context.Context, o Options, cfg *config.Config, rdb redis.Univer
 }
 
 // drive runs the closed loop and measures.
-func drive(ctx context.Context, o Options, rdb redis.UniversalClient, ks streams.Keyspace, place placeFunc) (*Result, error) {
+func drive(ctx context.Context, o Options, rdb redis.UniversalClient, ks streams.Keyspace, place placeFunc, snap func() (snapshot, error)) (*Result, error) {
 	var mu sync.Mutex
 	waiting := map[string]chan string{}
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -209,14 +451,24 @@ func drive(ctx context.Context, o Options, rdb redis.UniversalClient, ks streams
 	var firstErr error
 	var errOnce sync.Once
 	var measuredStart time.Time
+	var startSnap snapshot
 	var startOnce sync.Once
+	begin := func() {
+		startOnce.Do(func() {
+			var err error
+			if startSnap, err = snap(); err != nil {
+				errOnce.Do(func() { firstErr = err })
+			}
+			measuredStart = time.Now()
+		})
+	}
 	for range o.InFlight {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
 				if i == warm {
-					startOnce.Do(func() { measuredStart = time.Now() })
+					begin()
 				}
 				began := time.Now()
 				// Register before placing: the final event can arrive before
@@ -238,7 +490,7 @@ func drive(ctx context.Context, o Options, rdb redis.UniversalClient, ks streams
 	}
 	for i := range o.Sagas {
 		if i == warm {
-			startOnce.Do(func() { measuredStart = time.Now() })
+			begin()
 		}
 		select {
 		case next <- i:
@@ -268,7 +520,8 @@ func drive(ctx context.Context, o Options, rdb redis.UniversalClient, ks streams
 		mode += " via HTTP"
 	}
 	r := &Result{Mode: mode, Workers: o.Workers, InFlight: o.InFlight, Sagas: len(measured), Seconds: elapsed.Seconds(),
-		SagasPerSec: float64(len(measured)) / elapsed.Seconds(), P50ms: pct(0.5), P90ms: pct(0.9), P99ms: pct(0.99), Maxms: pct(1)}
+		SagasPerSec: float64(len(measured)) / elapsed.Seconds(), P50ms: pct(0.5), P90ms: pct(0.9), P99ms: pct(0.99), Maxms: pct(1),
+		start: startSnap}
 	for _, s := range outcomes {
 		switch s {
 		case event.OrderCompleted:
@@ -341,22 +594,4 @@ func watch(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, 
 		}
 	}
 	return nil
-}
-
-func newPendingCounter(rdb redis.UniversalClient, ks streams.Keyspace) (func(context.Context) int64, error) {
-	return func(ctx context.Context) int64 {
-		var n int64
-		for p := range ks.Partitions {
-			for _, typ := range handlers.Streams() {
-				groups, err := rdb.XInfoGroups(ctx, ks.Stream(p, typ)).Result()
-				if err != nil {
-					continue
-				}
-				for _, g := range groups {
-					n += g.Pending
-				}
-			}
-		}
-		return n
-	}, nil
 }
