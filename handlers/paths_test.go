@@ -17,14 +17,20 @@ func TestFourPaths(t *testing.T) {
 		for _, parts := range []string{"1", "4"} {
 			t.Run(mode+"/partitions="+parts, func(t *testing.T) {
 				t.Parallel()
-				fourPaths(t, mode, parts)
+				fourPaths(t, map[string]string{"SAGA_PARTITIONS": parts, "SAGA_MODE": mode})
 			})
 		}
+		// The worker's commands through go-redis's automatic pipelining.
+		t.Run(mode+"/autopipeline", func(t *testing.T) {
+			t.Parallel()
+			fourPaths(t, map[string]string{"SAGA_PARTITIONS": "4", "SAGA_MODE": mode, "WORKER_AUTOPIPELINE": "true"})
+		})
 	}
 }
 
-func fourPaths(t *testing.T, mode, partitions string) {
-	s := sagatest.New(t, srv, map[string]string{"SAGA_PARTITIONS": partitions, "SAGA_MODE": mode})
+func fourPaths(t *testing.T, env map[string]string) {
+	mode := env["SAGA_MODE"]
+	s := sagatest.New(t, srv, env)
 	s.StartAPI(nil)
 	s.StartWorker(nil)
 	initial := map[string]int64{"sku-a": 50, "sku-b": 5000, "sku-scarce": 1}
