@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -27,6 +28,9 @@ type Config struct {
 	// RedisURL is redis://[user:pass@]host:port/db, or rediss:// for TLS.
 	// Default redis://localhost:6379/0.
 	RedisURL string `env:"REDIS_URL" envDefault:"redis://localhost:6379/0"`
+	// RedisTLSCAFile is a PEM file of the authorities trusted for rediss://
+	// (a private CA or a self-signed certificate); empty trusts the system's.
+	RedisTLSCAFile string `env:"REDIS_TLS_CA_FILE"`
 	// Prefix starts every key. Default "saga".
 	Prefix string `env:"SAGA_PREFIX" envDefault:"saga"`
 	// Partitions is the number of partition hash tags {0}…{N-1}; fixed once
@@ -135,6 +139,13 @@ func (c *Config) Validate() error {
 	}
 	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 		bad("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
+	} else if c.RedisTLSCAFile != "" && u.Scheme != "rediss" {
+		bad("REDIS_TLS_CA_FILE", "needs a rediss:// REDIS_URL")
+	}
+	if c.RedisTLSCAFile != "" {
+		if _, err := os.Stat(c.RedisTLSCAFile); err != nil {
+			bad("REDIS_TLS_CA_FILE", "cannot be read: %v", err)
+		}
 	}
 	if !prefixRE.MatchString(c.Prefix) {
 		bad("SAGA_PREFIX", "must be 1-32 characters of [A-Za-z0-9_-]")

@@ -95,3 +95,13 @@ func randomizedDelivery(t *testing.T, seed uint64) {
 	r := s.MustCheck(placed, initial)
 	t.Logf("seed %d: %v", seed, r.ByStatus)
 }
+
+// FuzzRandomizedDelivery lets the fuzzer choose the seed that decides each
+// message's fate (duplicated, delayed, reordered), the style and the
+// deadlines: the saga state machine on message sequences nobody wrote down,
+// with SPEC section 9 asserted after each. Each input runs a real system
+// for a few seconds: go test -run XXX -fuzz FuzzRandomizedDelivery ./handlers
+func FuzzRandomizedDelivery(f *testing.F) {
+	f.Add(uint64(1 << 40))
+	f.Fuzz(func(t *testing.T, seed uint64) { randomizedDelivery(t, seed) })
+}

@@ -40,7 +40,7 @@ func ConsumerName() string {
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	consumer := ConsumerName()
 	log = log.With("consumer", consumer)
-	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: cfg.Concurrency + 16, Name: consumer})
+	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: cfg.Concurrency + 16, Name: consumer, TLSCAFile: cfg.RedisTLSCAFile})
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
 	subs := subscriptions(ks, cfg.Services)
 	// One blocking connection per subscription, plus slack for reconnects.
-	reader, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: len(subs.run) + 4, Name: consumer + "-reader"})
+	reader, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: len(subs.run) + 4, Name: consumer + "-reader", TLSCAFile: cfg.RedisTLSCAFile})
 	if err != nil {
 		return err
 	}

@@ -125,6 +125,23 @@ func (s *Server) Kill() {
 	<-s.done
 }
 
+// Shutdown stops redis-server cleanly (SIGTERM: the AOF is flushed and
+// fsynced) and waits for it to exit.
+func (s *Server) Shutdown() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	<-s.done
+}
+
+// Exited reports whether redis-server has exited (killed or shut down).
+func (s *Server) Exited() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Signal sends sig (SIGSTOP, SIGCONT, …) to redis-server.
 func (s *Server) Signal(sig syscall.Signal) error { return s.cmd.Process.Signal(sig) }
 

@@ -1,0 +1,421 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/handlers"
+	"github.com/streamsaga/streamsaga/internal/redistest"
+	"github.com/streamsaga/streamsaga/internal/sagatest"
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// Options of a chaos run.
+type Options struct {
+	Scenarios []string      // names to run; empty runs them all
+	Duration  time.Duration // load (and faults) per scenario
+	Rate      float64       // orders per second
+	Workers   int
+	Mode      string // saga style
+	Dir       string // logs and ledgers; a temporary directory when empty
+	Seed      uint64
+	Out       io.Writer
+}
+
+// Result is what one scenario found.
+type Result struct {
+	Scenario     string         `json:"scenario"`
+	Rows         string         `json:"rows"`
+	Acked        int            `json:"acknowledged"`
+	Lost         int            `json:"lost"`
+	Duplicated   int            `json:"duplicated"`
+	Retries      int64          `json:"retried_requests"`
+	GaveUp       int64          `json:"gave_up"`
+	ByStatus     map[string]int `json:"by_status"`
+	Charges      int64          `json:"charges"`
+	Refunds      int64          `json:"refunds"`
+	NetCents     int64          `json:"net_cents"`
+	StockDiff    int64          `json:"stock_difference"`
+	Pending      int64          `json:"pending"`
+	DeadLetters  int64          `json:"dead_letters"`
+	Alerts       int64          `json:"alerts"`
+	Faults       map[string]int `json:"faults"`
+	Problems     []string       `json:"problems,omitempty"`
+	Seconds      float64        `json:"seconds"`
+	LossAccepted bool           `json:"loss_accepted,omitempty"`
+}
+
+// OK reports whether every invariant held.
+func (r *Result) OK() bool { return len(r.Problems) == 0 }
+
+// harness is one scenario's system: Redis, a proxy in front of it for the
+// workers, the API and the workers, all real processes.
+type harness struct {
+	o       Options
+	sc      scenario
+	dir     string
+	bin     string
+	redis   *redistest.Server
+	proxy   *proxy
+	api     *proc
+	workers []*proc
+	rdb     *redis.Client
+	ks      streams.Keyspace
+	rng     *rand.Rand
+	apiURL  string
+
+	mu     sync.Mutex
+	faults map[string]int
+	poison int
+}
+
+func (h *harness) count(kind string, n int) {
+	h.mu.Lock()
+	h.faults[kind] += n
+	h.mu.Unlock()
+}
+
+// Run runs the chosen scenarios one after the other, each on a fresh Redis,
+// and prints a summary line per scenario.
+func Run(ctx context.Context, o Options) ([]Result, error) {
+	if o.Workers < 3 {
+		o.Workers = 3
+	}
+	dir := o.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "streamsaga-chaos-")
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	bin := filepath.Join(dir, "bin")
+	fmt.Fprintf(o.Out, "building cmd/api and cmd/worker into %s\n", bin)
+	if err := buildBinaries(bin); err != nil {
+		return nil, err
+	}
+	var out []Result
+	for i, sc := range scenarios() {
+		if len(o.Scenarios) > 0 && !slices.Contains(o.Scenarios, sc.name) {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		h := &harness{o: o, sc: sc, dir: filepath.Join(dir, sc.name), bin: bin, faults: map[string]int{},
+			rng: rand.New(rand.NewPCG(o.Seed, uint64(i)))}
+		res, err := h.run(ctx)
+		if err != nil {
+			return out, fmt.Errorf("scenario %s: %w", sc.name, err)
+		}
+		printResult(o.Out, res)
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func (h *harness) run(ctx context.Context) (res Result, err error) {
+	began := time.Now()
+	if err := os.MkdirAll(h.dir, 0o755); err != nil {
+		return res, err
+	}
+	defer h.shutdown()
+	if err := h.startAll(ctx); err != nil {
+		return res, err
+	}
+	lf, err := os.Create(filepath.Join(h.dir, "ledger.jsonl"))
+	if err != nil {
+		return res, err
+	}
+	defer lf.Close()
+	l := &ledger{f: lf}
+	fctx, stopFaults := context.WithCancel(ctx)
+	var faultsDone sync.WaitGroup
+	if h.sc.inject != nil {
+		faultsDone.Add(1)
+		go func() { defer faultsDone.Done(); h.sc.inject(fctx, h) }()
+	}
+	load(ctx, h.apiURL, h.sc.name, h.o.Rate, h.o.Duration, l)
+	stopFaults()
+	faultsDone.Wait()
+	if err := h.heal(); err != nil {
+		return res, err
+	}
+	if err := l.err(); err != nil {
+		return res, err
+	}
+	res = h.check(ctx, l)
+	res.Seconds = time.Since(began).Seconds()
+	return res, nil
+}
+
+func (h *harness) startAll(ctx context.Context) error {
+	var args []string
+	if h.sc.redisArgs != nil {
+		args = h.sc.redisArgs
+	}
+	rs, err := redistest.Start(redistest.Options{AOF: h.sc.aofOr("always"), Args: args})
+	if err != nil {
+		return err
+	}
+	h.redis = rs
+	h.rdb = rs.Client()
+	if h.proxy, err = newProxy(rs.Addr()); err != nil {
+		return err
+	}
+	h.ks = streams.NewKeyspace("saga", 1)
+	inv := handlers.NewInventory(h.rdb, h.ks, handlers.Options{})
+	for sku, n := range initialStock {
+		if err := inv.Set(ctx, sku, n); err != nil {
+			return err
+		}
+	}
+	port, err := redistest.FreePort()
+	if err != nil {
+		return err
+	}
+	h.apiURL = "http://127.0.0.1:" + strconv.Itoa(port)
+	base := []string{"SAGA_PREFIX=saga", "LOG_LEVEL=warn", "CLAIM_MIN_IDLE=1s", "COMPENSATION_BACKOFF=50ms", "SAGA_MODE=" + h.o.Mode}
+	for k, v := range h.sc.env {
+		base = append(base, k+"="+v)
+	}
+	logFile := func(name string) (*os.File, error) { return os.Create(filepath.Join(h.dir, name+".log")) }
+	alog, err := logFile("api")
+	if err != nil {
+		return err
+	}
+	h.api = &proc{name: "api", bin: filepath.Join(h.bin, "api"), log: alog,
+		env: append(slices.Clone(base), "REDIS_URL="+rs.URL(), "HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port))}
+	if err := h.api.start(); err != nil {
+		return err
+	}
+	for i := range h.o.Workers {
+		wlog, err := logFile(fmt.Sprintf("worker-%d", i))
+		if err != nil {
+			return err
+		}
+		w := &proc{name: fmt.Sprintf("worker-%d", i), bin: filepath.Join(h.bin, "worker"), log: wlog,
+			env: append(slices.Clone(base), "REDIS_URL=redis://"+h.proxy.addr()+"/0")}
+		if err := w.start(); err != nil {
+			return err
+		}
+		h.workers = append(h.workers, w)
+	}
+	return h.waitReady(30 * time.Second)
+}
+
+func (h *harness) waitReady(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		resp, err := http.Get(h.apiURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the API did not become ready (see %s)", filepath.Join(h.dir, "api.log"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// heal ends every fault: processes resumed or started again, Redis up, the
+// network clean.
+func (h *harness) heal() error {
+	h.proxy.latency.Store(0)
+	if h.redis.Exited() {
+		if err := h.redis.Restart(); err != nil {
+			return fmt.Errorf("restart redis: %w", err)
+		}
+	} else {
+		_ = h.redis.Signal(syscall.SIGCONT)
+	}
+	for _, p := range append([]*proc{h.api}, h.workers...) {
+		p.signal(syscall.SIGCONT)
+		if p.wait(0) {
+			if err := p.start(); err != nil {
+				return err
+			}
+		}
+	}
+	return h.waitReady(30 * time.Second)
+}
+
+func (h *harness) shutdown() {
+	for _, p := range append([]*proc{h.api}, h.workers...) {
+		if p != nil {
+			p.stop()
+			p.log.Close()
+		}
+	}
+	if h.proxy != nil {
+		h.proxy.close()
+	}
+	if h.rdb != nil {
+		h.rdb.Close()
+	}
+	if h.redis != nil {
+		h.redis.Close()
+	}
+}
+
+// check waits for every saga to end, then checks C1–C8.
+func (h *harness) check(ctx context.Context, l *ledger) Result {
+	res := Result{Scenario: h.sc.name, Rows: h.sc.rows, Faults: h.faults, Retries: l.retries.Load(), GaveUp: l.gaveUp.Load(),
+		LossAccepted: h.sc.allowLoss}
+	fail := func(format string, args ...any) { res.Problems = append(res.Problems, fmt.Sprintf(format, args...)) }
+	c, err := sagatest.NewChecker(h.rdb, h.ks)
+	if err != nil {
+		fail("checker: %v", err)
+		return res
+	}
+	orders := l.snapshot()
+	res.Acked = len(orders)
+	// C1: every acknowledged order exists.
+	var present []sagatest.Placed
+	for _, o := range orders {
+		if _, err := c.Orders.Get(ctx, o.OrderID); errors.Is(err, handlers.ErrNotFound) {
+			res.Lost++
+			continue
+		} else if err != nil {
+			fail("read order %s: %v", o.OrderID, err)
+			return res
+		}
+		present = append(present, sagatest.Placed{OrderID: o.OrderID, SagaID: o.SagaID})
+	}
+	if res.Lost > 0 && !h.sc.allowLoss {
+		fail("C1: %d acknowledged orders lost", res.Lost)
+	}
+	if l.gaveUp.Load() > 0 {
+		fail("%d orders never acknowledged within 90 s of the load's end", l.gaveUp.Load())
+	}
+	// C2: every saga ends.
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		n, err := c.Unfinished(ctx, present)
+		if err == nil && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			fail("C2: %d sagas not terminal 120 s after the faults stopped (err %v)", n, err)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// A final event's finalisers may still run after the saga is final, and
+	// an entry whose reply a fault swallowed waits CLAIM_MIN_IDLE for its
+	// reclaim: give both time before C6 counts what is pending at rest.
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if p, err := c.Pending(ctx); err == nil && len(p) == 0 {
+			break
+		}
+	}
+	// C5: one order per Idempotency-Key: the orders in Redis are exactly
+	// the acknowledged ones still present.
+	var stored int
+	iter := h.rdb.Scan(ctx, 0, h.ks.Prefix+":{*}:order:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		stored++
+	}
+	if res.Duplicated = stored - len(present); res.Duplicated > 0 {
+		fail("C5: %d orders in Redis that no acknowledged key accounts for", res.Duplicated)
+	}
+	// C3, C4, C6: money, stock, pending (sagatest's checker).
+	rep, err := c.Check(ctx, present, initialStock)
+	if err != nil {
+		fail("check: %v", err)
+		return res
+	}
+	res.ByStatus = rep.ByStatus
+	res.Problems = append(res.Problems, rep.Problems...)
+	if t, err := c.Gateway.Totals(ctx); err == nil {
+		res.Charges, res.Refunds, res.NetCents = t.Charges, t.Refunds, t.ChargedCents-t.RefundedCents
+	}
+	completedUnits := map[string]int64{}
+	for _, o := range orders {
+		v, err := c.Orders.Get(ctx, o.OrderID)
+		if err != nil || v.Status != "COMPLETED" {
+			continue
+		}
+		for _, it := range v.Items {
+			completedUnits[it.SKU] += int64(it.Quantity)
+		}
+	}
+	for sku, n := range initialStock {
+		s, err := c.Stock.Get(ctx, sku)
+		if err == nil {
+			res.StockDiff += abs(n - completedUnits[sku] - s.Available)
+			res.StockDiff += abs(s.Reserved)
+		}
+	}
+	pending, err := c.Pending(ctx)
+	if err == nil {
+		for _, n := range pending {
+			res.Pending += n
+		}
+	}
+	// C7, C8: dead letters and alerts.
+	dead, err := h.rdb.XRange(ctx, h.ks.DeadLetter(0), "-", "+").Result()
+	if err != nil {
+		fail("read dead letters: %v", err)
+	}
+	res.DeadLetters = int64(len(dead))
+	for _, d := range dead {
+		if reason, _ := d.Values["error"].(string); strings.Contains(reason, "deleted while pending") {
+			fail("C8: an entry was lost while pending (%s)", reason)
+		}
+	}
+	if int(res.DeadLetters) < h.poison {
+		fail("C7: %d poison entries injected, %d dead-lettered", h.poison, res.DeadLetters)
+	}
+	if h.sc.verify != nil {
+		res.Problems = append(res.Problems, h.sc.verify(ctx, h)...)
+	}
+	res.Alerts, _ = h.rdb.XLen(ctx, h.ks.Alerts(0)).Result()
+	if failed := int64(rep.ByStatus["FAILED"]); failed > res.Alerts {
+		fail("C7: %d FAILED sagas but %d alerts", failed, res.Alerts)
+	}
+	return res
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+func printResult(w io.Writer, r Result) {
+	verdict := "PASS"
+	if !r.OK() {
+		verdict = "FAIL"
+	}
+	kinds := slices.Sorted(maps.Keys(r.Faults))
+	var faults []string
+	for _, k := range kinds {
+		faults = append(faults, fmt.Sprintf("%s=%d", k, r.Faults[k]))
+	}
+	fmt.Fprintf(w, "%-20s %s  rows %-8s acknowledged %5d lost %d duplicated %d (retried %d)  %v  charges %d refunds %d net %d¢  stock diff %d  pending %d  dead letters %d  alerts %d  faults [%s]  %.0fs\n",
+		r.Scenario, verdict, r.Rows, r.Acked, r.Lost, r.Duplicated, r.Retries, r.ByStatus, r.Charges, r.Refunds, r.NetCents,
+		r.StockDiff, r.Pending, r.DeadLetters, r.Alerts, strings.Join(faults, " "), r.Seconds)
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "    %s\n", p)
+	}
+}

@@ -1,0 +1,91 @@
+package chaos
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// buildBinaries compiles cmd/api and cmd/worker into dir: the harness runs
+// the very binaries a deployment runs.
+func buildBinaries(dir string) error {
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/api", "./cmd/worker")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build ./cmd/api ./cmd/worker (run cmd/chaos from the repository's root): %w\n%s", err, out.String())
+	}
+	return nil
+}
+
+// proc is one API or worker process that the harness can kill, pause and
+// start again with the same environment.
+type proc struct {
+	name string
+	bin  string
+	env  []string
+	log  *os.File
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the current process has exited
+}
+
+func (p *proc) start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(p.bin)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	p.cmd = cmd
+	done := make(chan struct{})
+	p.done = done
+	go func() { _ = cmd.Wait(); close(done) }()
+	return nil
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill() {
+	p.signal(syscall.SIGKILL)
+	p.wait(5 * time.Second)
+}
+
+func (p *proc) wait(limit time.Duration) bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}
+
+// stop asks for a clean shutdown (SIGTERM) and waits for it, then kills.
+func (p *proc) stop() {
+	p.signal(syscall.SIGCONT)
+	p.signal(syscall.SIGTERM)
+	if !p.wait(15 * time.Second) {
+		p.kill()
+	}
+}

@@ -1,0 +1,264 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
+	"github.com/streamsaga/streamsaga/streams"
+)
+
+// scenario is one kind of fault, injected during the load. The rows are
+// those of the fault matrix in RELIABILITY.md (b).
+type scenario struct {
+	name, rows string
+	aof        string            // appendfsync; "always" when empty
+	redisArgs  []string          // extra redis-server arguments
+	env        map[string]string // API and workers
+	allowLoss  bool              // acknowledged orders may be lost (everysec)
+	inject     func(ctx context.Context, h *harness)
+	// verify checks what is particular to the scenario, at rest.
+	verify func(ctx context.Context, h *harness) []string
+}
+
+func (s scenario) aofOr(def string) string {
+	if s.aof == "" {
+		return def
+	}
+	return s.aof
+}
+
+// Names lists the scenarios in the order they run.
+func Names() []string {
+	var out []string
+	for _, s := range scenarios() {
+		out = append(out, s.name)
+	}
+	return out
+}
+
+func scenarios() []scenario {
+	return []scenario{
+		{name: "worker-sigkill", rows: "1,2", inject: func(ctx context.Context, h *harness) {
+			every(ctx, h, 500*time.Millisecond, 2*time.Second, func() {
+				w := h.workers[h.rng.IntN(len(h.workers))]
+				w.kill()
+				h.count("worker SIGKILL", 1)
+				sleep(ctx, 300*time.Millisecond)
+				_ = w.start()
+			})
+		}},
+		{name: "redis-sigkill-always", rows: "3", inject: redisKill},
+		{name: "redis-sigkill-everysec", rows: "4", aof: "everysec", allowLoss: true, inject: redisKill},
+		{name: "redis-restart", rows: "6", inject: func(ctx context.Context, h *harness) {
+			every(ctx, h, 3*time.Second, 5*time.Second, func() {
+				h.redis.Shutdown()
+				h.count("redis clean restart", 1)
+				sleep(ctx, 500*time.Millisecond)
+				_ = h.redis.Restart()
+			})
+		}},
+		{name: "pause", rows: "7,8", inject: func(ctx context.Context, h *harness) {
+			every(ctx, h, time.Second, 2*time.Second, func() {
+				if h.rng.IntN(2) == 0 {
+					_ = h.redis.Signal(syscall.SIGSTOP)
+					h.count("redis SIGSTOP", 1)
+					sleep(ctx, time.Duration(1000+h.rng.IntN(2000))*time.Millisecond)
+					_ = h.redis.Signal(syscall.SIGCONT)
+					return
+				}
+				// Longer than CLAIM_MIN_IDLE: the paused worker is a zombie
+				// whose entries others reclaim.
+				w := h.workers[h.rng.IntN(len(h.workers))]
+				w.signal(syscall.SIGSTOP)
+				h.count("worker SIGSTOP", 1)
+				sleep(ctx, time.Duration(1500+h.rng.IntN(1500))*time.Millisecond)
+				w.signal(syscall.SIGCONT)
+			})
+		}},
+		{name: "network", rows: "9", inject: func(ctx context.Context, h *harness) {
+			every(ctx, h, 300*time.Millisecond, time.Second, func() {
+				if h.rng.IntN(3) == 0 {
+					h.count("connections reset", h.proxy.resetAll(0.5))
+					return
+				}
+				lat := []time.Duration{0, 5 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond}[h.rng.IntN(4)]
+				h.proxy.latency.Store(int64(lat))
+				h.count("latency change", 1)
+			})
+		}},
+		{name: "duplicates", rows: "11", inject: duplicateStorm},
+		{name: "late-success", rows: "13,14", env: map[string]string{
+			// A charge takes longer than its step may: the sweeper gives up
+			// on it, compensates, and the late charge must be refunded.
+			"PAYMENT_LATENCY": "1200ms", "SAGA_STEP_TIMEOUT": "1s", "CLAIM_MIN_IDLE": "4s",
+		}},
+		{name: "failing-compensation", rows: "15", env: map[string]string{
+			"PAYMENT_REFUND_FAILURES": "2", "COMPENSATION_ATTEMPTS": "5",
+		}},
+		{name: "poison", rows: "16", inject: func(ctx context.Context, h *harness) {
+			every(ctx, h, 200*time.Millisecond, 500*time.Millisecond, func() { injectPoison(ctx, h) })
+		}},
+		{name: "trim-while-paused", rows: "18", env: map[string]string{"STREAM_RETENTION": "0s"}, inject: func(ctx context.Context, h *harness) {
+			every(ctx, h, time.Second, 2*time.Second, func() {
+				for _, w := range h.workers {
+					w.signal(syscall.SIGSTOP)
+				}
+				h.count("workers paused while trimming", 1)
+				until := time.Now().Add(time.Second)
+				for time.Now().Before(until) && ctx.Err() == nil {
+					for _, typ := range handlers.Streams() {
+						if n, err := streams.Trim(ctx, h.rdb, h.ks.Stream(0, typ), 0); err == nil && n > 0 {
+							h.count("entries trimmed", int(n))
+						}
+					}
+					sleep(ctx, 100*time.Millisecond)
+				}
+				for _, w := range h.workers {
+					w.signal(syscall.SIGCONT)
+				}
+			})
+		}},
+		{name: "consumer-cleanup", rows: "19", env: map[string]string{"CONSUMER_IDLE": "1s"}, inject: func(ctx context.Context, h *harness) {
+			// Killed workers leave consumers behind, some holding entries:
+			// those are reclaimed first, and only then deleted.
+			every(ctx, h, time.Second, 2*time.Second, func() {
+				w := h.workers[h.rng.IntN(len(h.workers))]
+				w.kill()
+				h.count("worker SIGKILL", 1)
+				sleep(ctx, 200*time.Millisecond)
+				_ = w.start()
+			})
+		}, verify: consumersOfLiveWorkersOnly},
+		{name: "api-sigkill", rows: "21", inject: func(ctx context.Context, h *harness) {
+			every(ctx, h, 700*time.Millisecond, 2*time.Second, func() {
+				h.api.kill()
+				h.count("API SIGKILL", 1)
+				sleep(ctx, 200*time.Millisecond)
+				_ = h.api.start()
+			})
+		}},
+	}
+}
+
+// consumersOfLiveWorkersOnly: once CONSUMER_IDLE has passed at rest, no
+// group keeps more consumers than there are live workers (the killed
+// workers' consumers were deleted, after their entries were reclaimed).
+func consumersOfLiveWorkersOnly(ctx context.Context, h *harness) []string {
+	var problems []string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		problems = problems[:0]
+		for group, types := range handlers.Subscriptions() {
+			for _, typ := range types {
+				cs, err := h.rdb.XInfoConsumers(ctx, h.ks.Stream(0, typ), group).Result()
+				if err == nil && len(cs) > len(h.workers) {
+					problems = append(problems, fmt.Sprintf("C6: %s/%s keeps %d consumers for %d live workers", typ, group, len(cs), len(h.workers)))
+				}
+			}
+		}
+		if len(problems) == 0 || time.Now().After(deadline) {
+			return problems
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func redisKill(ctx context.Context, h *harness) {
+	every(ctx, h, 2*time.Second, 4*time.Second, func() {
+		h.redis.Kill()
+		h.count("redis SIGKILL", 1)
+		sleep(ctx, 500*time.Millisecond)
+		_ = h.redis.Restart()
+	})
+}
+
+// duplicateStorm re-publishes entries already processed (same fields, so
+// the same event id and saga version) and moves pending entries to another
+// consumer, so that they are delivered twice.
+func duplicateStorm(ctx context.Context, h *harness) {
+	every(ctx, h, 100*time.Millisecond, 300*time.Millisecond, func() {
+		subs := handlers.Subscriptions()
+		types := subs[[]string{event.ServicePayment, event.ServiceInventory, event.ServiceShipping, event.ServiceOrder}[h.rng.IntN(4)]]
+		stream := h.ks.Stream(0, types[h.rng.IntN(len(types))])
+		msgs, err := h.rdb.XRevRangeN(ctx, stream, "+", "-", 20).Result()
+		if err != nil || len(msgs) == 0 {
+			return
+		}
+		for range 3 {
+			m := msgs[h.rng.IntN(len(msgs))]
+			if h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: m.Values}).Err() == nil {
+				h.count("entries re-published", 1)
+			}
+		}
+		for group, types := range subs {
+			for _, typ := range types {
+				s := h.ks.Stream(0, typ)
+				pending, err := h.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: s, Group: group, Start: "-", End: "+", Count: 3}).Result()
+				if err != nil || len(pending) == 0 {
+					continue
+				}
+				ids := make([]string, 0, len(pending))
+				for _, p := range pending {
+					ids = append(ids, p.ID)
+				}
+				if n, err := h.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: s, Group: group, Consumer: "thief", Messages: ids}).Result(); err == nil {
+					h.count("pending entries stolen", len(n))
+				}
+			}
+		}
+	})
+}
+
+// injectPoison writes entries no handler can take: missing fields, data that
+// is not JSON, an event type that does not belong on the stream, a body of
+// one megabyte. order.created has one reader (payment), so each is one dead
+// letter.
+func injectPoison(ctx context.Context, h *harness) {
+	stream := h.ks.Stream(0, event.OrderCreated)
+	base := map[string]any{"event_id": "poison", "type": event.OrderCreated, "saga_id": "poison-saga", "saga_mode": "choreography",
+		"saga_version": "1", "causation_id": "", "occurred_at": "2026-01-01T00:00:00Z", "data": `{"order":{}}`}
+	variants := []func(map[string]any){
+		func(v map[string]any) { delete(v, "saga_id") },
+		func(v map[string]any) { v["data"] = "not json {" },
+		func(v map[string]any) { v["type"] = event.PaymentCompleted },
+		func(v map[string]any) { v["data"] = `{"blob":"` + strings.Repeat("x", 1<<20) + `"}` },
+		func(v map[string]any) { v["saga_version"] = "minus one" },
+	}
+	v := map[string]any{}
+	for k, x := range base {
+		v[k] = x
+	}
+	variants[h.rng.IntN(len(variants))](v)
+	if h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: v}).Err() == nil {
+		h.mu.Lock()
+		h.poison++
+		h.mu.Unlock()
+		h.count("poison entries", 1)
+	}
+}
+
+// every runs fn at random intervals between lo and hi until ctx is done.
+func every(ctx context.Context, h *harness, lo, hi time.Duration, fn func()) {
+	for {
+		if !sleep(ctx, lo+time.Duration(h.rng.Int64N(int64(hi-lo)+1))) {
+			return
+		}
+		fn()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
