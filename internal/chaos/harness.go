@@ -64,14 +64,15 @@ type Result struct {
 func (r *Result) OK() bool { return len(r.Problems) == 0 }
 
 // harness is one scenario's system: Redis, a proxy in front of it for the
-// workers, the API and the workers, all real processes.
+// workers, the API and the workers, all real processes; each worker reaches Redis through a
+// proxy of its own.
 type harness struct {
 	o       Options
 	sc      scenario
 	dir     string
 	bin     string
 	redis   *redistest.Server
-	proxy   *proxy
+	proxies []*proxy // one per worker, between it and Redis
 	api     *proc
 	workers []*proc
 	rdb     *redis.Client
@@ -175,9 +176,6 @@ func (h *harness) startAll(ctx context.Context) error {
 	}
 	h.redis = rs
 	h.rdb = rs.Client()
-	if h.proxy, err = newProxy(rs.Addr()); err != nil {
-		return err
-	}
 	h.ks = streams.NewKeyspace("saga", 1)
 	inv := handlers.NewInventory(h.rdb, h.ks, handlers.Options{})
 	for sku, n := range initialStock {
@@ -209,8 +207,13 @@ func (h *harness) startAll(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		px, err := newProxy(rs.Addr())
+		if err != nil {
+			return err
+		}
+		h.proxies = append(h.proxies, px)
 		w := &proc{name: fmt.Sprintf("worker-%d", i), bin: filepath.Join(h.bin, "worker"), log: wlog,
-			env: append(slices.Clone(base), "REDIS_URL=redis://"+h.proxy.addr()+"/0")}
+			env: append(slices.Clone(base), "REDIS_URL=redis://"+px.addr()+"/0")}
 		if err := w.start(); err != nil {
 			return err
 		}
@@ -239,7 +242,10 @@ func (h *harness) waitReady(limit time.Duration) error {
 // heal ends every fault: processes resumed or started again, Redis up, the
 // network clean.
 func (h *harness) heal() error {
-	h.proxy.latency.Store(0)
+	for _, p := range h.proxies {
+		p.latency.Store(0)
+		p.blackhole.Store(false)
+	}
 	if h.redis.Exited() {
 		if err := h.redis.Restart(); err != nil {
 			return fmt.Errorf("restart redis: %w", err)
@@ -265,8 +271,8 @@ func (h *harness) shutdown() {
 			p.log.Close()
 		}
 	}
-	if h.proxy != nil {
-		h.proxy.close()
+	for _, p := range h.proxies {
+		p.close()
 	}
 	if h.rdb != nil {
 		h.rdb.Close()

@@ -15,9 +15,12 @@ type proxy struct {
 	ln      net.Listener
 	target  string
 	latency atomic.Int64 // ns added before forwarding each chunk
-	resets  atomic.Int64 // connections reset so far
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
+	// blackhole holds everything read until it is cleared: a partition
+	// in which connections stay open but nothing crosses.
+	blackhole atomic.Bool
+	resets    atomic.Int64 // connections reset so far
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
 }
 
 func newProxy(target string) (*proxy, error) {
@@ -71,6 +74,9 @@ func (p *proxy) pipe(client net.Conn) {
 			if n > 0 {
 				if d := time.Duration(p.latency.Load()); d > 0 {
 					time.Sleep(d)
+				}
+				for p.blackhole.Load() {
+					time.Sleep(10 * time.Millisecond)
 				}
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					break

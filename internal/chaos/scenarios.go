@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,57 +44,101 @@ func Names() []string {
 	return out
 }
 
+// action injects one fault and undoes it when it is a pause.
+type action func(ctx context.Context, h *harness)
+
+func killWorker(ctx context.Context, h *harness) {
+	w := h.workers[h.rng.IntN(len(h.workers))]
+	w.kill()
+	h.count("worker SIGKILL", 1)
+	sleep(ctx, 300*time.Millisecond)
+	_ = w.start()
+}
+
+func killRedis(ctx context.Context, h *harness) {
+	h.redis.Kill()
+	h.count("redis SIGKILL", 1)
+	sleep(ctx, 500*time.Millisecond)
+	_ = h.redis.Restart()
+}
+
+func restartRedis(ctx context.Context, h *harness) {
+	h.redis.Shutdown()
+	h.count("redis clean restart", 1)
+	sleep(ctx, 500*time.Millisecond)
+	_ = h.redis.Restart()
+}
+
+func pauseRedis(ctx context.Context, h *harness) {
+	_ = h.redis.Signal(syscall.SIGSTOP)
+	h.count("redis SIGSTOP", 1)
+	sleep(ctx, time.Duration(1000+h.rng.IntN(2000))*time.Millisecond)
+	_ = h.redis.Signal(syscall.SIGCONT)
+}
+
+// pauseWorker stops a worker longer than CLAIM_MIN_IDLE: a zombie whose
+// entries others reclaim.
+func pauseWorker(ctx context.Context, h *harness) {
+	w := h.workers[h.rng.IntN(len(h.workers))]
+	w.signal(syscall.SIGSTOP)
+	h.count("worker SIGSTOP", 1)
+	sleep(ctx, time.Duration(1500+h.rng.IntN(1500))*time.Millisecond)
+	w.signal(syscall.SIGCONT)
+}
+
+func flakyNetwork(ctx context.Context, h *harness) {
+	p := h.proxies[h.rng.IntN(len(h.proxies))]
+	if h.rng.IntN(3) == 0 {
+		h.count("connections reset", p.resetAll(0.5))
+		return
+	}
+	lat := []time.Duration{0, 5 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond}[h.rng.IntN(4)]
+	p.latency.Store(int64(lat))
+	h.count("latency change", 1)
+}
+
+// partition cuts one worker off Redis for longer than CLAIM_MIN_IDLE: its
+// connections stay open but nothing crosses them; what it sent meanwhile
+// arrives when the partition heals.
+func partition(ctx context.Context, h *harness) {
+	p := h.proxies[h.rng.IntN(len(h.proxies))]
+	p.blackhole.Store(true)
+	h.count("worker partitioned", 1)
+	sleep(ctx, time.Duration(2000+h.rng.IntN(2000))*time.Millisecond)
+	p.blackhole.Store(false)
+}
+
+// memoryPressure sets maxmemory just above what Redis uses (noeviction):
+// writes fail with OOM for a while, the API answers 503, workers retry.
+func memoryPressure(ctx context.Context, h *harness) {
+	used, err := h.rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return
+	}
+	var mem int64
+	for _, line := range strings.Split(used, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			mem, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	if mem == 0 || h.rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(mem+64<<10, 10)).Err() != nil {
+		return
+	}
+	h.count("maxmemory squeezes", 1)
+	sleep(ctx, time.Duration(1000+h.rng.IntN(1000))*time.Millisecond)
+	_ = h.rdb.ConfigSet(context.WithoutCancel(ctx), "maxmemory", "0").Err()
+}
+
 func scenarios() []scenario {
 	return []scenario{
-		{name: "worker-sigkill", rows: "1,2", inject: func(ctx context.Context, h *harness) {
-			every(ctx, h, 500*time.Millisecond, 2*time.Second, func() {
-				w := h.workers[h.rng.IntN(len(h.workers))]
-				w.kill()
-				h.count("worker SIGKILL", 1)
-				sleep(ctx, 300*time.Millisecond)
-				_ = w.start()
-			})
-		}},
-		{name: "redis-sigkill-always", rows: "3", inject: redisKill},
-		{name: "redis-sigkill-everysec", rows: "4", aof: "everysec", allowLoss: true, inject: redisKill},
-		{name: "redis-restart", rows: "6", inject: func(ctx context.Context, h *harness) {
-			every(ctx, h, 3*time.Second, 5*time.Second, func() {
-				h.redis.Shutdown()
-				h.count("redis clean restart", 1)
-				sleep(ctx, 500*time.Millisecond)
-				_ = h.redis.Restart()
-			})
-		}},
-		{name: "pause", rows: "7,8", inject: func(ctx context.Context, h *harness) {
-			every(ctx, h, time.Second, 2*time.Second, func() {
-				if h.rng.IntN(2) == 0 {
-					_ = h.redis.Signal(syscall.SIGSTOP)
-					h.count("redis SIGSTOP", 1)
-					sleep(ctx, time.Duration(1000+h.rng.IntN(2000))*time.Millisecond)
-					_ = h.redis.Signal(syscall.SIGCONT)
-					return
-				}
-				// Longer than CLAIM_MIN_IDLE: the paused worker is a zombie
-				// whose entries others reclaim.
-				w := h.workers[h.rng.IntN(len(h.workers))]
-				w.signal(syscall.SIGSTOP)
-				h.count("worker SIGSTOP", 1)
-				sleep(ctx, time.Duration(1500+h.rng.IntN(1500))*time.Millisecond)
-				w.signal(syscall.SIGCONT)
-			})
-		}},
-		{name: "network", rows: "9", inject: func(ctx context.Context, h *harness) {
-			every(ctx, h, 300*time.Millisecond, time.Second, func() {
-				if h.rng.IntN(3) == 0 {
-					h.count("connections reset", h.proxy.resetAll(0.5))
-					return
-				}
-				lat := []time.Duration{0, 5 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond}[h.rng.IntN(4)]
-				h.proxy.latency.Store(int64(lat))
-				h.count("latency change", 1)
-			})
-		}},
-		{name: "duplicates", rows: "11", inject: duplicateStorm},
+		{name: "worker-sigkill", rows: "1,2", inject: repeat(500*time.Millisecond, 2*time.Second, killWorker)},
+		{name: "redis-sigkill-always", rows: "3", inject: repeat(2*time.Second, 4*time.Second, killRedis)},
+		{name: "redis-sigkill-everysec", rows: "4", aof: "everysec", allowLoss: true, inject: repeat(2*time.Second, 4*time.Second, killRedis)},
+		{name: "redis-restart", rows: "6", inject: repeat(3*time.Second, 5*time.Second, restartRedis)},
+		{name: "pause", rows: "7,8", inject: repeat(time.Second, 2*time.Second, pick(pauseRedis, pauseWorker))},
+		{name: "network", rows: "9", inject: repeat(300*time.Millisecond, time.Second, flakyNetwork)},
+		{name: "partition", rows: "10", inject: repeat(time.Second, 2*time.Second, partition)},
+		{name: "duplicates", rows: "11", inject: repeat(100*time.Millisecond, 300*time.Millisecond, duplicateStorm)},
 		{name: "late-success", rows: "13,14", env: map[string]string{
 			// A charge takes longer than its step may: the sweeper gives up
 			// on it, compensates, and the late charge must be refunded.
@@ -102,49 +147,64 @@ func scenarios() []scenario {
 		{name: "failing-compensation", rows: "15", env: map[string]string{
 			"PAYMENT_REFUND_FAILURES": "2", "COMPENSATION_ATTEMPTS": "5",
 		}},
-		{name: "poison", rows: "16", inject: func(ctx context.Context, h *harness) {
-			every(ctx, h, 200*time.Millisecond, 500*time.Millisecond, func() { injectPoison(ctx, h) })
-		}},
-		{name: "trim-while-paused", rows: "18", env: map[string]string{"STREAM_RETENTION": "0s"}, inject: func(ctx context.Context, h *harness) {
-			every(ctx, h, time.Second, 2*time.Second, func() {
-				for _, w := range h.workers {
-					w.signal(syscall.SIGSTOP)
-				}
-				h.count("workers paused while trimming", 1)
-				until := time.Now().Add(time.Second)
-				for time.Now().Before(until) && ctx.Err() == nil {
-					for _, typ := range handlers.Streams() {
-						if n, err := streams.Trim(ctx, h.rdb, h.ks.Stream(0, typ), 0); err == nil && n > 0 {
-							h.count("entries trimmed", int(n))
-						}
-					}
-					sleep(ctx, 100*time.Millisecond)
-				}
-				for _, w := range h.workers {
-					w.signal(syscall.SIGCONT)
-				}
-			})
-		}},
-		{name: "consumer-cleanup", rows: "19", env: map[string]string{"CONSUMER_IDLE": "1s"}, inject: func(ctx context.Context, h *harness) {
-			// Killed workers leave consumers behind, some holding entries:
-			// those are reclaimed first, and only then deleted.
-			every(ctx, h, time.Second, 2*time.Second, func() {
-				w := h.workers[h.rng.IntN(len(h.workers))]
-				w.kill()
-				h.count("worker SIGKILL", 1)
-				sleep(ctx, 200*time.Millisecond)
-				_ = w.start()
-			})
-		}, verify: consumersOfLiveWorkersOnly},
-		{name: "api-sigkill", rows: "21", inject: func(ctx context.Context, h *harness) {
-			every(ctx, h, 700*time.Millisecond, 2*time.Second, func() {
-				h.api.kill()
-				h.count("API SIGKILL", 1)
-				sleep(ctx, 200*time.Millisecond)
-				_ = h.api.start()
-			})
-		}},
+		{name: "poison", rows: "16", inject: repeat(200*time.Millisecond, 500*time.Millisecond, injectPoison)},
+		{name: "trim-while-paused", rows: "18", env: map[string]string{"STREAM_RETENTION": "0s"},
+			inject: repeat(time.Second, 2*time.Second, trimWhilePaused)},
+		// Killed workers leave consumers behind, some holding entries:
+		// those are reclaimed first, and only then deleted.
+		{name: "consumer-cleanup", rows: "19", env: map[string]string{"CONSUMER_IDLE": "1s"},
+			inject: repeat(time.Second, 2*time.Second, killWorker), verify: consumersOfLiveWorkersOnly},
+		{name: "memory-pressure", rows: "20", inject: repeat(time.Second, 3*time.Second, memoryPressure), verify: noEviction},
+		{name: "api-sigkill", rows: "21", inject: repeat(700*time.Millisecond, 2*time.Second, func(ctx context.Context, h *harness) {
+			h.api.kill()
+			h.count("API SIGKILL", 1)
+			sleep(ctx, 200*time.Millisecond)
+			_ = h.api.start()
+		})},
+		{name: "mixed", rows: "24", inject: repeat(300*time.Millisecond, 1500*time.Millisecond,
+			pick(killWorker, killRedis, pauseRedis, pauseWorker, flakyNetwork, partition, duplicateStorm))},
 	}
+}
+
+// repeat runs a at random intervals between lo and hi during the load.
+func repeat(lo, hi time.Duration, a action) func(context.Context, *harness) {
+	return func(ctx context.Context, h *harness) { every(ctx, h, lo, hi, func() { a(ctx, h) }) }
+}
+
+// pick chooses one of the actions at random each time.
+func pick(actions ...action) action {
+	return func(ctx context.Context, h *harness) { actions[h.rng.IntN(len(actions))](ctx, h) }
+}
+
+func trimWhilePaused(ctx context.Context, h *harness) {
+	for _, w := range h.workers {
+		w.signal(syscall.SIGSTOP)
+	}
+	h.count("workers paused while trimming", 1)
+	until := time.Now().Add(time.Second)
+	for time.Now().Before(until) && ctx.Err() == nil {
+		for _, typ := range handlers.Streams() {
+			if n, err := streams.Trim(ctx, h.rdb, h.ks.Stream(0, typ), 0); err == nil && n > 0 {
+				h.count("entries trimmed", int(n))
+			}
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+	for _, w := range h.workers {
+		w.signal(syscall.SIGCONT)
+	}
+}
+
+// noEviction: memory pressure made writes fail, it never evicted a key.
+func noEviction(ctx context.Context, h *harness) []string {
+	info, err := h.rdb.Info(ctx, "stats").Result()
+	if err != nil {
+		return []string{"read INFO stats: " + err.Error()}
+	}
+	if !strings.Contains(info, "evicted_keys:0\r") {
+		return []string{"keys were evicted under memory pressure"}
+	}
+	return nil
 }
 
 // consumersOfLiveWorkersOnly: once CONSUMER_IDLE has passed at rest, no
@@ -183,37 +243,35 @@ func redisKill(ctx context.Context, h *harness) {
 // the same event id and saga version) and moves pending entries to another
 // consumer, so that they are delivered twice.
 func duplicateStorm(ctx context.Context, h *harness) {
-	every(ctx, h, 100*time.Millisecond, 300*time.Millisecond, func() {
-		subs := handlers.Subscriptions()
-		types := subs[[]string{event.ServicePayment, event.ServiceInventory, event.ServiceShipping, event.ServiceOrder}[h.rng.IntN(4)]]
-		stream := h.ks.Stream(0, types[h.rng.IntN(len(types))])
-		msgs, err := h.rdb.XRevRangeN(ctx, stream, "+", "-", 20).Result()
-		if err != nil || len(msgs) == 0 {
-			return
+	subs := handlers.Subscriptions()
+	types := subs[[]string{event.ServicePayment, event.ServiceInventory, event.ServiceShipping, event.ServiceOrder}[h.rng.IntN(4)]]
+	stream := h.ks.Stream(0, types[h.rng.IntN(len(types))])
+	msgs, err := h.rdb.XRevRangeN(ctx, stream, "+", "-", 20).Result()
+	if err != nil || len(msgs) == 0 {
+		return
+	}
+	for range 3 {
+		m := msgs[h.rng.IntN(len(msgs))]
+		if h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: m.Values}).Err() == nil {
+			h.count("entries re-published", 1)
 		}
-		for range 3 {
-			m := msgs[h.rng.IntN(len(msgs))]
-			if h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: m.Values}).Err() == nil {
-				h.count("entries re-published", 1)
+	}
+	for group, types := range subs {
+		for _, typ := range types {
+			s := h.ks.Stream(0, typ)
+			pending, err := h.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: s, Group: group, Start: "-", End: "+", Count: 3}).Result()
+			if err != nil || len(pending) == 0 {
+				continue
+			}
+			ids := make([]string, 0, len(pending))
+			for _, p := range pending {
+				ids = append(ids, p.ID)
+			}
+			if n, err := h.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: s, Group: group, Consumer: "thief", Messages: ids}).Result(); err == nil {
+				h.count("pending entries stolen", len(n))
 			}
 		}
-		for group, types := range subs {
-			for _, typ := range types {
-				s := h.ks.Stream(0, typ)
-				pending, err := h.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: s, Group: group, Start: "-", End: "+", Count: 3}).Result()
-				if err != nil || len(pending) == 0 {
-					continue
-				}
-				ids := make([]string, 0, len(pending))
-				for _, p := range pending {
-					ids = append(ids, p.ID)
-				}
-				if n, err := h.rdb.XClaimJustID(ctx, &redis.XClaimArgs{Stream: s, Group: group, Consumer: "thief", Messages: ids}).Result(); err == nil {
-					h.count("pending entries stolen", len(n))
-				}
-			}
-		}
-	})
+	}
 }
 
 // injectPoison writes entries no handler can take: missing fields, data that
