@@ -15,7 +15,7 @@ import (
 )
 
 // writes is Redis's count of changes since the last save: any write moves it.
-func writes(t *testing.T, rdb *redis.Client) int64 {
+func writes(t *testing.T, rdb redis.UniversalClient) int64 {
 	t.Helper()
 	info, err := rdb.Info(context.Background(), "persistence").Result()
 	if err != nil {

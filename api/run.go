@@ -29,7 +29,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 // Serve is Run on a listener the caller opened.
 func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.Logger) error {
-	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{Name: "api", TLSCAFile: cfg.RedisTLSCAFile})
+	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{Name: "api", TLSCAFile: cfg.RedisTLSCAFile, ClusterAddrs: cfg.ClusterAddrs})
 	if err != nil {
 		return err
 	}

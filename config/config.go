@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -31,11 +32,18 @@ type Config struct {
 	// RedisTLSCAFile is a PEM file of the authorities trusted for rediss://
 	// (a private CA or a self-signed certificate); empty trusts the system's.
 	RedisTLSCAFile string `env:"REDIS_TLS_CA_FILE"`
+	// ClusterAddrs are seed nodes (host:port) of a Redis Cluster. When set
+	// they take precedence over REDIS_URL's address; its credentials and
+	// TLS still apply.
+	ClusterAddrs []string `env:"REDIS_CLUSTER_ADDRS" envSeparator:","`
 	// Prefix starts every key. Default "saga".
 	Prefix string `env:"SAGA_PREFIX" envDefault:"saga"`
 	// Partitions is the number of partition hash tags {0}…{N-1}; fixed once
 	// chosen. Default 1.
 	Partitions int `env:"SAGA_PARTITIONS" envDefault:"1"`
+	// WorkerPartitions restricts the partitions this worker reads (empty:
+	// all), so that large deployments can give each worker a share.
+	WorkerPartitions []int `env:"WORKER_PARTITIONS" envSeparator:","`
 	// Mode is the style of sagas the API starts. Default choreography.
 	Mode string `env:"SAGA_MODE" envDefault:"choreography"`
 	// HTTPAddr is where the API listens. Default ":8080".
@@ -142,6 +150,17 @@ func (c *Config) Validate() error {
 	} else if c.RedisTLSCAFile != "" && u.Scheme != "rediss" {
 		bad("REDIS_TLS_CA_FILE", "needs a rediss:// REDIS_URL")
 	}
+	for _, a := range c.ClusterAddrs {
+		if host, port, err := net.SplitHostPort(strings.TrimSpace(a)); err != nil || host == "" || port == "" {
+			bad("REDIS_CLUSTER_ADDRS", "must be a comma-separated list of host:port, got %q", a)
+			break
+		}
+	}
+	if len(c.ClusterAddrs) > 0 {
+		if u, err := url.Parse(c.RedisURL); err == nil && strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0" {
+			bad("REDIS_URL", "must use database 0 with REDIS_CLUSTER_ADDRS (a cluster has no other)")
+		}
+	}
 	if c.RedisTLSCAFile != "" {
 		if _, err := os.Stat(c.RedisTLSCAFile); err != nil {
 			bad("REDIS_TLS_CA_FILE", "cannot be read: %v", err)
@@ -152,6 +171,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 16384 {
 		bad("SAGA_PARTITIONS", "must be between 1 and 16384, got %d", c.Partitions)
+	}
+	for _, p := range c.WorkerPartitions {
+		if p < 0 || p >= c.Partitions {
+			bad("WORKER_PARTITIONS", "partition %d is not in 0..SAGA_PARTITIONS-1 (%d)", p, c.Partitions-1)
+			break
+		}
 	}
 	if c.Mode != event.ModeChoreography && c.Mode != event.ModeOrchestration {
 		bad("SAGA_MODE", "must be choreography or orchestration, got %q", c.Mode)

@@ -21,6 +21,9 @@ func TestBadConfigExits2(t *testing.T) {
 		{"REDIS_URL", "http://example"},
 		{"SAGA_PREFIX", "a}{b"},
 		{"LOG_LEVEL", "loud"},
+		{"WORKER_PARTITIONS", "7"},
+		{"REDIS_CLUSTER_ADDRS", "no-port-here"},
+		{"REDIS_TLS_CA_FILE", "/nonexistent/ca.pem"},
 	}
 	for _, bin := range []string{"api", "worker"} {
 		for _, c := range cases {

@@ -29,52 +29,13 @@ func TestRedisSIGKILLWithAOFAlwaysLosesNoAcknowledgedOrder(t *testing.T) {
 	}
 
 	const n = 150
-	var mu sync.Mutex
-	var placed []sagatest.Placed
-	var want []string
-	unanswered := 0
-	var wg sync.WaitGroup
-	jobs := make(chan int)
-	deadline := time.Now().Add(60 * time.Second)
-	for range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				item := sagatest.I("sku-a", 1, 900)
-				status := "COMPLETED"
-				if i%5 == 4 {
-					item.UnitPriceCents = 500000 // declined: a compensation path too
-					status = "CANCELLED"
-				}
-				o, failed, err := s.PlaceOrderRetrying(fmt.Sprintf("restart-%d", i), deadline, item)
-				if err != nil {
-					t.Error(err)
-					continue
-				}
-				mu.Lock()
-				unanswered += failed
-				placed = append(placed, o)
-				want = append(want, status)
-				mu.Unlock()
-				time.Sleep(10 * time.Millisecond) // spread the load over the outage
-			}
-		}()
-	}
 	restarted := make(chan error, 1)
-	for i := range n {
-		if i == n/3 {
-			go func() {
-				rs.Kill()
-				// Longer than go-redis's own retries, so clients see it.
-				time.Sleep(2 * time.Second)
-				restarted <- rs.Restart()
-			}()
-		}
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	placed, want, unanswered := placeRetrying(t, s, "restart", n, func() {
+		rs.Kill()
+		// Longer than go-redis's own retries, so clients see it.
+		time.Sleep(2 * time.Second)
+		restarted <- rs.Restart()
+	})
 	if err := <-restarted; err != nil {
 		t.Fatal(err)
 	}
@@ -96,4 +57,51 @@ func TestRedisSIGKILLWithAOFAlwaysLosesNoAcknowledgedOrder(t *testing.T) {
 	if unanswered == 0 {
 		t.Error("no request met the dead Redis: the test exercised nothing")
 	}
+}
+
+// placeRetrying places n orders (one in five declined) from 6 clients, each
+// with its own Idempotency-Key and retried until acknowledged, spread over
+// time; fault runs in the background once a third are placed. It returns
+// the orders, the status each must reach and the unanswered attempts.
+func placeRetrying(t *testing.T, s *sagatest.System, keyPrefix string, n int, fault func()) ([]sagatest.Placed, []string, int) {
+	t.Helper()
+	var mu sync.Mutex
+	var placed []sagatest.Placed
+	var want []string
+	unanswered := 0
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	deadline := time.Now().Add(90 * time.Second)
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				item := sagatest.I("sku-a", 1, 900)
+				status := "COMPLETED"
+				if i%5 == 4 {
+					item.UnitPriceCents = 500000 // declined: a compensation path too
+					status = "CANCELLED"
+				}
+				o, failed, err := s.PlaceOrderRetrying(fmt.Sprintf("%s-%d", keyPrefix, i), deadline, item)
+				if err != nil {
+					t.Error(err)
+					continue
+				}
+				mu.Lock()
+				placed, want, unanswered = append(placed, o), append(want, status), unanswered+failed
+				mu.Unlock()
+				time.Sleep(10 * time.Millisecond) // spread the load over the fault
+			}
+		}()
+	}
+	for i := range n {
+		if i == n/3 {
+			go fault()
+		}
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return placed, want, unanswered
 }

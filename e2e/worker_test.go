@@ -89,7 +89,10 @@ func TestWorkerSIGKILLUnderLoad(t *testing.T) {
 // In orchestration mode both workers run the orchestrator group too, so the
 // kill takes out an orchestrator in the middle of driving sagas.
 func workerSIGKILLUnderLoad(t *testing.T, mode string) {
-	s := sagatest.New(t, srv, map[string]string{"CLAIM_MIN_IDLE": "1s", "SAGA_MODE": mode})
+	workerSIGKILLUnderLoadOn(t, sagatest.New(t, srv, map[string]string{"CLAIM_MIN_IDLE": "1s", "SAGA_MODE": mode}))
+}
+
+func workerSIGKILLUnderLoadOn(t *testing.T, s *sagatest.System) {
 	s.StartAPI(nil)
 	initial := map[string]int64{"sku-a": 100000, "sku-b": 100000}
 	for sku, n := range initial {

@@ -29,8 +29,12 @@ func TestFourPaths(t *testing.T) {
 }
 
 func fourPaths(t *testing.T, env map[string]string) {
-	mode := env["SAGA_MODE"]
-	s := sagatest.New(t, srv, env)
+	fourPathsOn(t, sagatest.New(t, srv, env), env["SAGA_MODE"])
+}
+
+// fourPathsOn runs each path three times on s and checks every outcome; it
+// returns the orders it placed.
+func fourPathsOn(t *testing.T, s *sagatest.System, mode string) []sagatest.Placed {
 	s.StartAPI(nil)
 	s.StartWorker(nil)
 	initial := map[string]int64{"sku-a": 50, "sku-b": 5000, "sku-scarce": 1}
@@ -142,6 +146,7 @@ func fourPaths(t *testing.T, env map[string]string) {
 	if l.Charge != "charged" || l.Refund != "refunded" || l.RefundedCents != 1001 {
 		t.Errorf("shipment-failed ledger %+v", l)
 	}
+	return placed
 }
 
 // The chaos knobs decline charges and fail shipments at random; each such

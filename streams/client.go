@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,10 +21,14 @@ type ClientOptions struct {
 	// TLSCAFile is a PEM file of the certificate authorities trusted for a
 	// rediss:// URL (REDIS_TLS_CA_FILE); empty trusts the system's.
 	TLSCAFile string
+	// ClusterAddrs, when set, makes a Redis Cluster client seeded with
+	// these nodes; the URL then gives only credentials and TLS.
+	ClusterAddrs []string
 }
 
-// Connect makes a client from a redis:// or rediss:// URL. It does not dial:
-// call Ping to find out whether Redis is there.
+// Connect makes a client from a redis:// or rediss:// URL, or a Redis
+// Cluster client when o.ClusterAddrs is set. It does not dial: call Ping to
+// find out whether Redis is there.
 func Connect(url string, o ClientOptions) (redis.UniversalClient, error) {
 	opts, err := redis.ParseURL(url)
 	if err != nil {
@@ -57,7 +62,25 @@ func Connect(url string, o ClientOptions) (redis.UniversalClient, error) {
 	// documented ones that scripts and parsers here rely on.
 	opts.Protocol = 2
 	opts.DisableIdentity = true
-	return redis.NewClient(opts), nil
+	if len(o.ClusterAddrs) == 0 {
+		return redis.NewClient(opts), nil
+	}
+	if opts.DB != 0 {
+		return nil, errors.New("REDIS_URL must use database 0 with REDIS_CLUSTER_ADDRS")
+	}
+	addrs := make([]string, 0, len(o.ClusterAddrs))
+	for _, a := range o.ClusterAddrs {
+		addrs = append(addrs, strings.TrimSpace(a))
+	}
+	return redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: addrs, ClientName: opts.ClientName, Username: opts.Username, Password: opts.Password,
+		TLSConfig: opts.TLSConfig, PoolSize: opts.PoolSize, DialTimeout: opts.DialTimeout,
+		ReadTimeout: opts.ReadTimeout, WriteTimeout: opts.WriteTimeout, ContextTimeoutEnabled: true,
+		Protocol: 2, DisableIdentity: true,
+		// A failover or a slot migration answers MOVED/ASK or TRYAGAIN for
+		// a moment; go-redis follows them up to this many times.
+		MaxRedirects: 8,
+	}), nil
 }
 
 // Ping checks that Redis answers within the context's deadline.

@@ -40,7 +40,7 @@ func ConsumerName() string {
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	consumer := ConsumerName()
 	log = log.With("consumer", consumer)
-	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: cfg.Concurrency + 16, Name: consumer, TLSCAFile: cfg.RedisTLSCAFile})
+	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: cfg.Concurrency + 16, Name: consumer, TLSCAFile: cfg.RedisTLSCAFile, ClusterAddrs: cfg.ClusterAddrs})
 	if err != nil {
 		return err
 	}
@@ -52,9 +52,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		defer rdb.Close()
 	}
 	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
-	subs := subscriptions(ks, cfg.Services)
+	subs := subscriptions(ks, cfg.Services, cfg.WorkerPartitions)
 	// One blocking connection per subscription, plus slack for reconnects.
-	reader, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: len(subs.run) + 4, Name: consumer + "-reader", TLSCAFile: cfg.RedisTLSCAFile})
+	reader, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: len(subs.run) + 4, Name: consumer + "-reader", TLSCAFile: cfg.RedisTLSCAFile, ClusterAddrs: cfg.ClusterAddrs})
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,10 @@ type subscriptionSet struct {
 	run []streams.Subscription // the groups this worker reads
 }
 
-func subscriptions(ks streams.Keyspace, services []string) subscriptionSet {
+// subscriptions lists every group's subscription per partition (all, whose
+// groups every worker creates) and those this worker reads (run): its
+// services, on its partitions (all when partitions is empty).
+func subscriptions(ks streams.Keyspace, services []string, partitions []int) subscriptionSet {
 	var s subscriptionSet
 	groups := handlers.Subscriptions()
 	names := make([]string, 0, len(groups))
@@ -161,7 +164,7 @@ func subscriptions(ks streams.Keyspace, services []string) subscriptionSet {
 				sub.Streams = append(sub.Streams, ks.Stream(p, typ))
 			}
 			s.all = append(s.all, sub)
-			if slices.Contains(services, group) {
+			if slices.Contains(services, group) && (len(partitions) == 0 || slices.Contains(partitions, p)) {
 				s.run = append(s.run, sub)
 			}
 		}

@@ -36,6 +36,8 @@ func main() {
 	flag.BoolVar(&o.HTTP, "http", false, "place orders through the HTTP API instead of the order service")
 	flag.BoolVar(&o.Mix, "mix", false, "make 10% of the sagas compensate")
 	flag.StringVar(&o.Mode, "mode", "choreography", "saga style: choreography or orchestration")
+	flag.IntVar(&o.Cluster, "cluster", 0, "start a Redis Cluster of this many masters instead of one redis-server")
+	flag.IntVar(&o.Partitions, "partitions", 0, "SAGA_PARTITIONS (default 4 per cluster master, else 1)")
 	flag.StringVar(&o.RedisURL, "redis-url", "", "use this Redis instead of starting one (it is not flushed)")
 	flag.BoolVar(&o.JSON, "json", false, "print one JSON line")
 	flag.BoolVar(&o.Verbose, "v", false, "also print Redis calls and time per command")

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/streamsaga/streamsaga/api"
 	"github.com/streamsaga/streamsaga/config"
@@ -34,16 +35,21 @@ import (
 
 // Options of one run.
 type Options struct {
-	Workers   int
-	Sagas     int
-	InFlight  int
-	HTTP      bool
-	Mix       bool
-	Mode      string
-	RedisURL  string
-	JSON      bool
-	Verbose   bool     // print Redis time per command
-	WorkerEnv []string // added to the workers' environment
+	Workers  int
+	Sagas    int
+	InFlight int
+	HTTP     bool
+	Mix      bool
+	Mode     string
+	RedisURL string
+	// Cluster > 0 starts a Redis Cluster of that many masters instead of
+	// one redis-server; Partitions sets SAGA_PARTITIONS (default 4 per
+	// master on a cluster, 1 otherwise).
+	Cluster    int
+	Partitions int
+	JSON       bool
+	Verbose    bool     // print Redis time per command
+	WorkerEnv  []string // added to the workers' environment
 }
 
 // Result of one run. Per-saga figures count the measured sagas (warm-up
@@ -112,7 +118,17 @@ func newRig(ctx context.Context, o Options) (_ *rig, err error) {
 		}
 	}()
 	url := o.RedisURL
-	if url == "" {
+	var clusterAddrs []string
+	switch {
+	case o.Cluster > 0:
+		c, err := redistest.StartCluster(o.Cluster, "")
+		if err != nil {
+			return nil, err
+		}
+		r.cleanup = append(r.cleanup, c.Close)
+		clusterAddrs = c.Addrs()
+		url = "redis://" + clusterAddrs[0] + "/0"
+	case url == "":
 		srv, err := redistest.Start(redistest.Options{})
 		if err != nil {
 			return nil, err
@@ -120,13 +136,21 @@ func newRig(ctx context.Context, o Options) (_ *rig, err error) {
 		r.cleanup = append(r.cleanup, srv.Close)
 		url = srv.URL()
 	}
+	partitions := o.Partitions
+	if partitions <= 0 {
+		partitions = max(4*o.Cluster, 1)
+	}
 	prefix := "bench" + strings.TrimPrefix(redistest.Prefix(), "t")
-	env := map[string]string{"REDIS_URL": url, "SAGA_PREFIX": prefix, "LOG_LEVEL": "error", "SAGA_MODE": o.Mode}
+	env := map[string]string{"REDIS_URL": url, "SAGA_PREFIX": prefix, "LOG_LEVEL": "error", "SAGA_MODE": o.Mode,
+		"SAGA_PARTITIONS": strconv.Itoa(partitions)}
+	if len(clusterAddrs) > 0 {
+		env["REDIS_CLUSTER_ADDRS"] = strings.Join(clusterAddrs, ",")
+	}
 	cfg, err := config.LoadFrom(env)
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := streams.Connect(url, streams.ClientOptions{PoolSize: o.InFlight + 16, Name: "bench"})
+	rdb, err := streams.Connect(url, streams.ClientOptions{PoolSize: o.InFlight + 16, Name: "bench", ClusterAddrs: clusterAddrs})
 	if err != nil {
 		return nil, err
 	}
@@ -554,17 +578,35 @@ func placeAndWait(ctx context.Context, place placeFunc, i int, mu *sync.Mutex, w
 
 // watch follows the final events and hands each saga's outcome to its
 // waiter; an outcome that arrives before its waiter registered is parked.
+// One reader per partition: on a cluster, one XREAD must stay in one slot.
 func watch(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, mu *sync.Mutex, waiting map[string]chan string) error {
-	var streamsArgs []string
-	for p := range ks.Partitions {
-		streamsArgs = append(streamsArgs, ks.Stream(p, event.OrderCompleted), ks.Stream(p, event.OrderCancelled))
+	deliver := func(sagaID, typ string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ch, ok := waiting[sagaID]; ok {
+			ch <- typ
+			delete(waiting, sagaID)
+			return
+		}
+		parked := make(chan string, 1)
+		parked <- typ
+		waiting[sagaID] = parked
 	}
-	last := make([]string, len(streamsArgs))
+	g, gctx := errgroup.WithContext(ctx)
+	for p := range ks.Partitions {
+		finals := []string{ks.Stream(p, event.OrderCompleted), ks.Stream(p, event.OrderCancelled)}
+		g.Go(func() error { return watchStreams(gctx, rdb, finals, deliver) })
+	}
+	return g.Wait()
+}
+
+func watchStreams(ctx context.Context, rdb redis.UniversalClient, names []string, deliver func(sagaID, typ string)) error {
+	last := make([]string, len(names))
 	for i := range last {
 		last[i] = "0"
 	}
 	for ctx.Err() == nil {
-		res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: append(slices.Clone(streamsArgs), last...), Count: 1000, Block: 100 * time.Millisecond}).Result()
+		res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: append(slices.Clone(names), last...), Count: 1000, Block: 100 * time.Millisecond}).Result()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
@@ -575,21 +617,12 @@ func watch(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, 
 			return fmt.Errorf("watch final events: %w", err)
 		}
 		for _, s := range res {
-			idx := slices.Index(streamsArgs, s.Stream)
+			idx := slices.Index(names, s.Stream)
 			for _, m := range s.Messages {
 				last[idx] = m.ID
 				sagaID, _ := m.Values[event.FieldSagaID].(string)
 				typ, _ := m.Values[event.FieldType].(string)
-				mu.Lock()
-				if ch, ok := waiting[sagaID]; ok {
-					ch <- typ
-					delete(waiting, sagaID)
-				} else {
-					parked := make(chan string, 1)
-					parked <- typ
-					waiting[sagaID] = parked
-				}
-				mu.Unlock()
+				deliver(sagaID, typ)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,7 +29,36 @@ type redisStats struct {
 	perCommand map[string][2]int64
 }
 
+// readRedisStats reads the counters of one server, or sums them over every
+// master of a cluster.
 func readRedisStats(ctx context.Context, rdb redis.UniversalClient) (redisStats, error) {
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return readNodeStats(ctx, rdb)
+	}
+	var mu sync.Mutex
+	sum := redisStats{perCommand: map[string][2]int64{}}
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		s, err := readNodeStats(ctx, node)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		sum.calls += s.calls
+		sum.reads += s.reads
+		sum.cpu += s.cpu
+		sum.memory += s.memory
+		for k, v := range s.perCommand {
+			w := sum.perCommand[k]
+			sum.perCommand[k] = [2]int64{w[0] + v[0], w[1] + v[1]}
+		}
+		return nil
+	})
+	return sum, err
+}
+
+func readNodeStats(ctx context.Context, rdb redis.Cmdable) (redisStats, error) {
 	info, err := rdb.Info(ctx, "commandstats", "stats", "cpu", "memory").Result()
 	if err != nil {
 		return redisStats{}, fmt.Errorf("info: %w", err)

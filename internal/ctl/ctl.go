@@ -77,7 +77,7 @@ func Run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		fmt.Fprintln(stderr, "sagactl:", err)
 		return exitUsage
 	}
-	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{Name: "sagactl", TLSCAFile: cfg.RedisTLSCAFile})
+	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{Name: "sagactl", TLSCAFile: cfg.RedisTLSCAFile, ClusterAddrs: cfg.ClusterAddrs})
 	if err != nil {
 		fmt.Fprintln(stderr, "sagactl:", err)
 		return exitUsage

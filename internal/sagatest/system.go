@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ type System struct {
 	T       testing.TB
 	Server  *redistest.Server
 	Env     map[string]string
-	RDB     *redis.Client
+	RDB     redis.UniversalClient
 	KS      streams.Keyspace
 	Checker *Checker
 	APIURL  string
@@ -42,24 +43,41 @@ type System struct {
 // (short timeouts so that tests run fast).
 func New(t testing.TB, srv *redistest.Server, env map[string]string) *System {
 	t.Helper()
+	s := newSystem(t, map[string]string{"REDIS_URL": srv.URL()}, env, srv.Client())
+	s.Server = srv
+	return s
+}
+
+// NewOnCluster makes a System on a Redis Cluster: the API and workers get
+// REDIS_CLUSTER_ADDRS, and the test's own client is a cluster client.
+func NewOnCluster(t testing.TB, c *redistest.Cluster, env map[string]string) *System {
+	t.Helper()
+	return newSystem(t, map[string]string{
+		"REDIS_URL":           "redis://" + c.Addrs()[0] + "/0",
+		"REDIS_CLUSTER_ADDRS": strings.Join(c.Addrs(), ","),
+	}, env, c.Client())
+}
+
+func newSystem(t testing.TB, redisEnv, env map[string]string, rdb redis.UniversalClient) *System {
+	t.Helper()
+	t.Cleanup(func() { rdb.Close() })
 	e := map[string]string{
-		"REDIS_URL":      srv.URL(),
 		"SAGA_PREFIX":    redistest.Prefix(),
 		"CLAIM_MIN_IDLE": "500ms",
 		"LOG_LEVEL":      "warn",
 	}
-	for k, v := range env {
-		e[k] = v
+	for _, m := range []map[string]string{redisEnv, env} {
+		for k, v := range m {
+			e[k] = v
+		}
 	}
 	cfg := MustConfig(t, e)
-	rdb := srv.Client()
-	t.Cleanup(func() { rdb.Close() })
 	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
 	chk, err := NewChecker(rdb, ks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &System{T: t, Server: srv, Env: e, RDB: rdb, KS: ks, Checker: chk, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	return &System{T: t, Env: e, RDB: rdb, KS: ks, Checker: chk, HTTP: &http.Client{Timeout: 10 * time.Second}}
 }
 
 // MustConfig parses env like the binaries do.
