@@ -157,7 +157,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if len(c.ClusterAddrs) > 0 {
-		if u, err := url.Parse(c.RedisURL); err == nil && strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0" {
+		if u, err := url.Parse(c.RedisURL); err == nil && ((strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0") ||
+			(u.Query().Has("db") && u.Query().Get("db") != "0")) {
 			bad("REDIS_URL", "must use database 0 with REDIS_CLUSTER_ADDRS (a cluster has no other)")
 		}
 	}

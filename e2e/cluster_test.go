@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -33,7 +34,11 @@ func masterRestart(t *testing.T, c *redistest.Cluster) {
 	}
 	restarted := make(chan error, 1)
 	victim := c.Nodes[1]
+	var victimKeys int64
 	placed, want, unanswered := placeRetrying(t, s, "cluster", 150, func() {
+		vc := victim.Client()
+		victimKeys, _ = vc.DBSize(context.Background()).Result()
+		vc.Close()
 		victim.Kill()
 		time.Sleep(500 * time.Millisecond)
 		if err := victim.Restart(); err != nil {
@@ -45,6 +50,10 @@ func masterRestart(t *testing.T, c *redistest.Cluster) {
 	if err := <-restarted; err != nil {
 		t.Fatal(err)
 	}
+	if victimKeys == 0 {
+		t.Fatal("the killed master held no key: the test exercised nothing")
+	}
+	t.Logf("the killed master held %d keys", victimKeys)
 	t.Logf("%d orders, %d requests retried across the master's restart", len(placed), unanswered)
 	s.WaitFinished(placed, 90*time.Second)
 	s.WaitNoPending(30 * time.Second)

@@ -171,20 +171,22 @@ func pendingOf(t *testing.T, s *sagatest.System, pid int) int64 {
 	ctx := context.Background()
 	tag := fmt.Sprintf("-%d-", pid)
 	var n int64
-	for _, typ := range handlers.Streams() {
-		stream := s.KS.Stream(0, typ)
-		groups, err := s.RDB.XInfoGroups(ctx, stream).Result()
-		if err != nil {
-			continue
-		}
-		for _, g := range groups {
-			p, err := s.RDB.XPending(ctx, stream, g.Name).Result()
+	for part := range s.KS.Partitions {
+		for _, typ := range handlers.Streams() {
+			stream := s.KS.Stream(part, typ)
+			groups, err := s.RDB.XInfoGroups(ctx, stream).Result()
 			if err != nil {
-				t.Fatal(err)
+				continue
 			}
-			for consumer, c := range p.Consumers {
-				if strings.Contains(consumer, tag) {
-					n += c
+			for _, g := range groups {
+				p, err := s.RDB.XPending(ctx, stream, g.Name).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for consumer, c := range p.Consumers {
+					if strings.Contains(consumer, tag) {
+						n += c
+					}
 				}
 			}
 		}

@@ -43,8 +43,9 @@ func FuzzDecodeEntry(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded envelope refused: %v", err)
 		}
-		if env2.EventID != env.EventID || env2.SagaVersion != env.SagaVersion || string(env2.Data) != string(env.Data) ||
-			!env2.OccurredAt.Equal(env.OccurredAt) {
+		if env2.EventID != env.EventID || env2.Type != env.Type || env2.SagaID != env.SagaID || env2.SagaMode != env.SagaMode ||
+			env2.SagaVersion != env.SagaVersion || env2.CausationID != env.CausationID ||
+			string(env2.Data) != string(env.Data) || !env2.OccurredAt.Equal(env.OccurredAt) {
 			t.Fatalf("round trip changed the envelope: %+v → %+v", env, env2)
 		}
 	})

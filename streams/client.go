@@ -68,13 +68,20 @@ func Connect(url string, o ClientOptions) (redis.UniversalClient, error) {
 	if opts.DB != 0 {
 		return nil, errors.New("REDIS_URL must use database 0 with REDIS_CLUSTER_ADDRS")
 	}
+	tlsConfig := opts.TLSConfig
+	if tlsConfig != nil {
+		// Each node presents its own certificate: verify each against the
+		// address dialled, not against REDIS_URL's host.
+		tlsConfig = tlsConfig.Clone()
+		tlsConfig.ServerName = ""
+	}
 	addrs := make([]string, 0, len(o.ClusterAddrs))
 	for _, a := range o.ClusterAddrs {
 		addrs = append(addrs, strings.TrimSpace(a))
 	}
 	return redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs: addrs, ClientName: opts.ClientName, Username: opts.Username, Password: opts.Password,
-		TLSConfig: opts.TLSConfig, PoolSize: opts.PoolSize, DialTimeout: opts.DialTimeout,
+		TLSConfig: tlsConfig, PoolSize: opts.PoolSize, DialTimeout: opts.DialTimeout,
 		ReadTimeout: opts.ReadTimeout, WriteTimeout: opts.WriteTimeout, ContextTimeoutEnabled: true,
 		Protocol: 2, DisableIdentity: true,
 		// A failover or a slot migration answers MOVED/ASK or TRYAGAIN for

@@ -34,6 +34,10 @@ type proc struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the current process has exited
+	// expecting is set while the harness kills or stops the process; an
+	// exit without it is a crash, and crashes are reported.
+	expecting bool
+	crashes   []string
 }
 
 func (p *proc) start() error {
@@ -46,9 +50,18 @@ func (p *proc) start() error {
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
 	p.cmd = cmd
+	p.expecting = false
 	done := make(chan struct{})
 	p.done = done
-	go func() { _ = cmd.Wait(); close(done) }()
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		if !p.expecting {
+			p.crashes = append(p.crashes, fmt.Sprintf("%s exited by itself: %v", p.name, err))
+		}
+		p.mu.Unlock()
+		close(done)
+	}()
 	return nil
 }
 
@@ -62,8 +75,38 @@ func (p *proc) signal(sig syscall.Signal) {
 
 // kill sends SIGKILL and waits for the process to be gone.
 func (p *proc) kill() {
+	p.expect()
 	p.signal(syscall.SIGKILL)
 	p.wait(5 * time.Second)
+}
+
+func (p *proc) expect() {
+	p.mu.Lock()
+	p.expecting = true
+	p.mu.Unlock()
+}
+
+// exited reports, without waiting, whether the current process is gone.
+func (p *proc) exited() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
+}
+
+// crashed returns the exits the harness did not cause.
+func (p *proc) crashed() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.crashes...)
 }
 
 func (p *proc) wait(limit time.Duration) bool {
@@ -83,6 +126,7 @@ func (p *proc) wait(limit time.Duration) bool {
 
 // stop asks for a clean shutdown (SIGTERM) and waits for it, then kills.
 func (p *proc) stop() {
+	p.expect()
 	p.signal(syscall.SIGCONT)
 	p.signal(syscall.SIGTERM)
 	if !p.wait(15 * time.Second) {

@@ -14,7 +14,8 @@ import (
 // Cluster is a Redis Cluster of masters only, each a redis-server child
 // process on a free loopback port.
 type Cluster struct {
-	Nodes []*Server
+	Nodes    []*Server
+	busPorts []int
 }
 
 // StartCluster starts n masters with the given AOF fsync policy ("" for no
@@ -23,13 +24,21 @@ type Cluster struct {
 func StartCluster(n int, aof string) (*Cluster, error) {
 	c := &Cluster{}
 	for range n {
-		s, err := Start(Options{AOF: aof, Args: []string{"--cluster-enabled", "yes",
+		// The bus port defaults to port + 10000, which does not exist for a
+		// port above 55535: give it a free port of its own.
+		bus, err := FreePort()
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		s, err := Start(Options{AOF: aof, Args: []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
 			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"}})
 		if err != nil {
 			c.Close()
 			return nil, err
 		}
 		c.Nodes = append(c.Nodes, s)
+		c.busPorts = append(c.busPorts, bus)
 	}
 	// Slots split evenly, then every node meets the first: what
 	// redis-cli --cluster create does, but for any number of masters.
@@ -43,7 +52,8 @@ func StartCluster(n int, aof string) (*Cluster, error) {
 		cl := s.Client()
 		err := cl.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err()
 		if err == nil && i > 0 {
-			err = cl.ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(c.Nodes[0].Port)).Err()
+			// The bus port must be named: it is not port + 10000 here.
+			err = cl.Do(ctx, "CLUSTER", "MEET", "127.0.0.1", c.Nodes[0].Port, c.busPorts[0]).Err()
 		}
 		cl.Close()
 		if err != nil {
