@@ -84,6 +84,9 @@ type Engine struct {
 	opts    Options
 	Stats   Stats
 	Sweeps  SweepStats
+	// beforeReplyCommit, set by tests only, runs between HandleReply's read
+	// of the saga and its commit: where a sweeper can overtake it.
+	beforeReplyCommit func()
 }
 
 // New makes an Engine for the given saga definitions.

@@ -55,26 +55,38 @@ func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
 	}
 	def := e.defs[st.Type]
 	if st.Version != m.Env.SagaVersion {
-		e.Stats.Stale.Add(1)
-		if r.Phase == event.PhaseExecute && r.OK && def != nil && r.Step >= 0 && r.Step < len(def.Steps) &&
-			abandoned(st, r.Step) && def.Steps[r.Step].Compensate != "" {
-			// The step took effect after its saga gave up on it (a hanging
-			// step): undo that effect, once (compensations are idempotent).
-			return e.undo(ctx, m, st, def.Steps[r.Step].Compensate, r.Step)
-		}
-		return e.Ack(ctx, m) // a duplicate or late reply: the saga moved on
+		return e.staleReply(ctx, m, st, r)
 	}
 	if def == nil || r.Step < 0 || r.Step >= len(def.Steps) || r.Step >= len(st.Steps) {
 		return streams.Permanent(fmt.Errorf("reply for step %d of saga type %q", r.Step, st.Type))
 	}
 	c := e.newCommit(m)
 	c.mode, c.sagaType = st.Mode, st.Type
+	// The saga can give up on this step (a sweeper's timeout) between the
+	// read above and the commit, which the fence then refuses. An effect
+	// that landed must not be dropped with the reply: the entry is kept, the
+	// saga read again, and the effect undone if the step was abandoned.
+	effect := r.Phase == event.PhaseExecute && r.OK
+	c.keepOnRefusal = effect
 	if err := e.advance(c, def, st, r); err != nil {
 		return err
+	}
+	if e.beforeReplyCommit != nil {
+		e.beforeReplyCommit()
 	}
 	res, err := c.run(ctx, e)
 	if err != nil {
 		return err
+	}
+	if res.Code != Applied && effect {
+		now, err := e.Get(ctx, m.Env.SagaID)
+		if errors.Is(err, ErrNotFound) {
+			return e.Ack(ctx, m)
+		}
+		if err != nil {
+			return err
+		}
+		return e.staleReply(ctx, m, now, r)
 	}
 	if res.Code == Applied && c.status == event.StatusFailed {
 		e.Stats.Failed.Add(1)
@@ -82,6 +94,20 @@ func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
 			"step", def.Steps[r.Step].Name, "attempts", e.opts.CompensationAttempts, "reason", r.Reason)
 	}
 	return nil
+}
+
+// staleReply deals with a reply its saga has moved past: usually a
+// duplicate or a late reply, acknowledged; but an effect that landed after
+// the saga gave up on its step (a hanging step) is undone, once
+// (compensations are idempotent).
+func (e *Engine) staleReply(ctx context.Context, m *streams.Message, st *State, r event.ReplyData) error {
+	e.Stats.Stale.Add(1)
+	def := e.defs[st.Type]
+	if r.Phase == event.PhaseExecute && r.OK && def != nil && r.Step >= 0 && r.Step < len(def.Steps) &&
+		abandoned(st, r.Step) && def.Steps[r.Step].Compensate != "" {
+		return e.undo(ctx, m, st, def.Steps[r.Step].Compensate, r.Step)
+	}
+	return e.Ack(ctx, m)
 }
 
 // abandoned reports whether a saga gave up on step i before it completed:

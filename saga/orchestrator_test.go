@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/internal/redistest"
 	"github.com/streamsaga/streamsaga/saga"
@@ -147,5 +149,78 @@ func TestOrchestratorIsGeneric(t *testing.T) {
 	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered cmd.deposit.pay") ||
 		flow != "cmd.flight.book cmd.deposit.pay cmd.flight.cancel travel.cancelled" {
 		t.Fatalf("deposit dead-lettered: %s %q, %q", st.Status, st.Reason, flow)
+	}
+}
+
+// A sweeper that gives up on a step between the orchestrator's read of the
+// saga and its commit of that step's successful reply: the fence refuses
+// the commit, and the step's effect, which did land, is undone (an undo
+// command goes out) instead of being dropped with the reply.
+func TestReplyOvertakenBySweeperIsUndone(t *testing.T) {
+	rdb := srv.Client()
+	t.Cleanup(func() { rdb.Close() })
+	ks := streams.NewKeyspace(redistest.Prefix(), 1)
+	e, err := saga.New(rdb, ks, saga.Options{StepTimeout: time.Millisecond}, travelSaga())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	book, reply := ks.Stream(0, "cmd.flight.book"), ks.Stream(0, event.Reply)
+	subs := []streams.Subscription{{Group: "orchestrator", Streams: []string{reply}}, {Group: "travel", Streams: []string{book}}}
+	if err := streams.EnsureGroups(ctx, rdb, subs); err != nil {
+		t.Fatal(err)
+	}
+	p, id, _, err := e.NewIDs("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sagaCtx := json.RawMessage(`{"traveller":"bob"}`)
+	first, _ := saga.CommandData(sagaCtx, 0, event.PhaseExecute)
+	if _, err := e.Start(ctx, saga.StartRequest{Type: "TRAVEL_SAGA", Mode: event.ModeOrchestration, Partition: p, SagaID: id,
+		Context: sagaCtx, Event: "cmd.flight.book", Data: first}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(stream, group string) *streams.Message {
+		t.Helper()
+		res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{stream, ">"}, Count: 1, Block: -1}).Result()
+		if err != nil || len(res) == 0 || len(res[0].Messages) == 0 {
+			t.Fatalf("read %s: %v", stream, err)
+		}
+		x := res[0].Messages[0]
+		return streams.NewMessage(stream, group, p, x.ID, x.Values)
+	}
+	// The flight is booked (the effect lands) and the service replies OK.
+	cmd := read(book, "travel")
+	if err := e.Reply(ctx, cmd, event.ReplyData{Command: "cmd.flight.book", Step: 0, Phase: event.PhaseExecute, OK: true}); err != nil {
+		t.Fatal(err)
+	}
+	// While the orchestrator handles the reply, the step's deadline (1 ms)
+	// has passed and a sweeper gives up on it.
+	swept := 0
+	saga.SetBeforeReplyCommit(e, func() {
+		time.Sleep(5 * time.Millisecond)
+		swept, err = e.SweepDue(ctx, p)
+	})
+	if err := e.HandleReply(ctx, read(reply, "orchestrator")); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || swept != 1 {
+		t.Fatalf("the sweeper acted on %d sagas (%v), want 1", swept, err)
+	}
+	undo, err := rdb.XRange(ctx, ks.Stream(0, "cmd.flight.cancel"), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	phases := ""
+	for _, u := range undo {
+		var c event.Command
+		_ = json.Unmarshal([]byte(u.Values[event.FieldData].(string)), &c)
+		phases += c.Phase + " "
+	}
+	if !strings.Contains(phases, event.PhaseUndo) {
+		t.Fatalf("the booked flight was not undone: cmd.flight.cancel phases %q", phases)
+	}
+	if n, err := rdb.XPending(ctx, reply, "orchestrator").Result(); err != nil || n.Count != 0 {
+		t.Fatalf("the reply stays pending: %+v %v", n, err)
 	}
 }

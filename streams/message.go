@@ -46,7 +46,10 @@ type DeadLetterer interface {
 	DeadLetter(ctx context.Context, m *Message, reason string) error
 }
 
-func newMessage(stream, group string, partition int, id string, values map[string]any) *Message {
+// NewMessage builds the Message the runner delivers for one entry read
+// through a group: its envelope decoded (or the decoding error kept), one
+// delivery, read now.
+func NewMessage(stream, group string, partition int, id string, values map[string]any) *Message {
 	m := &Message{Stream: stream, ID: id, Group: group, Partition: partition, Values: values, Deliveries: 1, ReadAt: time.Now()}
 	m.Env, m.DecodeErr = event.Decode(values)
 	return m

@@ -279,7 +279,7 @@ func (r *Runner) readLoop(ctx context.Context, sub Subscription) error {
 		backoff.reset()
 		for _, s := range res {
 			for _, x := range s.Messages {
-				r.dispatch(ctx, newMessage(s.Stream, sub.Group, sub.Partition, x.ID, x.Values))
+				r.dispatch(ctx, NewMessage(s.Stream, sub.Group, sub.Partition, x.ID, x.Values))
 			}
 		}
 	}
@@ -410,7 +410,7 @@ func (r *Runner) reclaim(ctx context.Context, sub Subscription, stream string) e
 		if len(res.messages) > 0 {
 			counts := r.deliveryCounts(context.WithoutCancel(ctx), stream, sub.Group, res.messages)
 			for _, x := range res.messages {
-				m := newMessage(stream, sub.Group, sub.Partition, x.ID, x.Values)
+				m := NewMessage(stream, sub.Group, sub.Partition, x.ID, x.Values)
 				// A claimed entry was delivered at least twice; the exact
 				// count is only missing when Redis did not answer.
 				m.Deliveries = max(counts[x.ID], 2)
