@@ -42,8 +42,17 @@ func runJSON(t *testing.T, s *sagatest.System, v any, args ...string) {
 // sagactl against a real Redis holding sagas in every status, a dead
 // letter and a stuck pending entry.
 func TestSagactl(t *testing.T) {
-	s := sagatest.New(t, srv, map[string]string{"SAGA_MODE": event.ModeOrchestration,
-		"COMPENSATION_BACKOFF": "10ms", "COMPENSATION_ATTEMPTS": "2"})
+	sagactl(t, sagatest.New(t, srv, sagactlEnv))
+}
+
+// The same on a 3-master Redis Cluster (REDIS_CLUSTER_ADDRS).
+func TestSagactlOnCluster(t *testing.T) {
+	sagactl(t, sagatest.NewOnCluster(t, redistest.StartClusterT(t, 3), sagactlEnv))
+}
+
+var sagactlEnv = map[string]string{"SAGA_MODE": event.ModeOrchestration, "COMPENSATION_BACKOFF": "10ms", "COMPENSATION_ATTEMPTS": "2"}
+
+func sagactl(t *testing.T, s *sagatest.System) {
 	s.StartAPI(nil)
 	stop := s.StartWorker(map[string]string{"PAYMENT_REFUND_FAILURES": "1000"})
 	s.SetStock("sku-a", 10)
