@@ -109,8 +109,12 @@ func (r *rig) close() {
 	}
 }
 
-// newRig starts Redis (unless o.RedisURL), the workers and the placer.
-func newRig(ctx context.Context, o Options) (_ *rig, err error) {
+// newRig starts Redis (unless o.RedisURL), the workers and the placer. It
+// fills in o's defaults.
+func newRig(ctx context.Context, o *Options) (_ *rig, err error) {
+	if o.Mode == "" {
+		o.Mode = event.ModeChoreography
+	}
 	r := &rig{}
 	defer func() {
 		if err != nil {
@@ -165,7 +169,7 @@ func newRig(ctx context.Context, o Options) (_ *rig, err error) {
 	if err := inv.Set(ctx, "sku-1", 1_000_000_000); err != nil {
 		return nil, err
 	}
-	procs, err := startWorkers(o, env)
+	procs, err := startWorkers(*o, env)
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +177,7 @@ func newRig(ctx context.Context, o Options) (_ *rig, err error) {
 	for _, p := range procs {
 		r.pids = append(r.pids, p.Process.Pid)
 	}
-	place, stop, err := placer(ctx, o, cfg, rdb, engine)
+	place, stop, err := placer(ctx, *o, cfg, rdb, engine)
 	if err != nil {
 		return nil, err
 	}
@@ -187,10 +191,7 @@ func newRig(ctx context.Context, o Options) (_ *rig, err error) {
 
 // Run runs one benchmark and prints its result.
 func Run(ctx context.Context, o Options, out io.Writer) error {
-	if o.Mode == "" {
-		o.Mode = event.ModeChoreography
-	}
-	r, err := newRig(ctx, o)
+	r, err := newRig(ctx, &o)
 	if err != nil {
 		return err
 	}
@@ -288,32 +289,37 @@ func waitForGroups(ctx context.Context, rdb redis.UniversalClient, ks streams.Ke
 }
 
 // waitNoPending polls until no group has a pending entry or a lag, and
-// returns the pending entries left when it gives up.
+// returns the pending entries left when it gives up (-1 when Redis could
+// not be read).
 func waitNoPending(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, limit time.Duration) int64 {
 	deadline := time.Now().Add(limit)
 	for {
-		n, lag := pendingAndLag(ctx, rdb, ks)
-		if (n == 0 && lag == 0) || time.Now().After(deadline) {
-			return n
+		pending, lag := int64(-1), int64(0)
+		if infos, err := inspectAll(ctx, rdb, ks); err == nil {
+			pending = 0
+			for _, si := range infos {
+				for _, g := range si.Groups {
+					pending += g.Pending
+					lag += g.Lag
+				}
+			}
+		}
+		if (pending == 0 && lag == 0) || time.Now().After(deadline) {
+			return pending
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func pendingAndLag(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace) (pending, lag int64) {
+// inspectAll reads the length and groups of every event stream.
+func inspectAll(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace) ([]streams.StreamInfo, error) {
+	var keys []string
 	for p := range ks.Partitions {
 		for _, typ := range handlers.Streams() {
-			groups, err := rdb.XInfoGroups(ctx, ks.Stream(p, typ)).Result()
-			if err != nil {
-				continue
-			}
-			for _, g := range groups {
-				pending += g.Pending
-				lag += max(g.Lag, 0)
-			}
+			keys = append(keys, ks.Stream(p, typ))
 		}
 	}
-	return pending, lag
+	return streams.Inspect(ctx, rdb, keys)
 }
 
 func countStatus(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, statuses ...string) (int64, error) {

@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/event"
-	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/streams"
 )
 
@@ -41,10 +40,7 @@ type Sample struct {
 // workers (SAGA_RETENTION, STREAM_RETENTION in o.WorkerEnv), the samples of
 // the second half must stay flat: that is what bounded memory means.
 func Soak(ctx context.Context, o Options, s SoakOptions, out io.Writer) error {
-	if o.Mode == "" {
-		o.Mode = event.ModeChoreography
-	}
-	r, err := newRig(ctx, o)
+	r, err := newRig(ctx, &o)
 	if err != nil {
 		return err
 	}
@@ -170,23 +166,15 @@ func readSample(ctx context.Context, rdb redis.UniversalClient, ks streams.Keysp
 	if smp.Keys, err = rdb.DBSize(ctx).Result(); err != nil {
 		return smp, fmt.Errorf("dbsize: %w", err)
 	}
-	pending, lag := pendingAndLag(ctx, rdb, ks)
-	smp.PendingLag = pending + lag
-	for p := range ks.Partitions {
-		for group, types := range handlers.Subscriptions() {
-			for _, typ := range types {
-				cs, err := rdb.XInfoConsumers(ctx, ks.Stream(p, typ), group).Result()
-				if err == nil {
-					smp.Consumers += int64(len(cs))
-				}
-			}
-		}
-		for _, typ := range handlers.Streams() {
-			n, err := rdb.XLen(ctx, ks.Stream(p, typ)).Result()
-			if err != nil {
-				return smp, fmt.Errorf("xlen: %w", err)
-			}
-			smp.StreamLength += n
+	infos, err := inspectAll(ctx, rdb, ks)
+	if err != nil {
+		return smp, err
+	}
+	for _, si := range infos {
+		smp.StreamLength += si.Length
+		for _, g := range si.Groups {
+			smp.PendingLag += g.Pending + g.Lag
+			smp.Consumers += g.Consumers
 		}
 	}
 	return smp, nil

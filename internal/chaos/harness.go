@@ -343,11 +343,18 @@ func (h *harness) check(ctx context.Context, l *ledger) Result {
 		}
 	}
 	// Each order ends the way its kind says: a happy order cancelled means a
-	// message was lost or stalled until the sweeper gave up on its saga.
+	// message was lost or stalled until the sweeper gave up on its saga. The
+	// same pass counts completed units for the stock figure.
+	completedUnits := map[string]int64{}
 	for _, o := range orders {
 		v, err := c.Orders.Get(ctx, o.OrderID)
 		if err != nil {
 			continue // lost: counted above
+		}
+		if v.Status == "COMPLETED" {
+			for _, it := range v.Items {
+				completedUnits[it.SKU] += int64(it.Quantity)
+			}
 		}
 		want := "CANCELLED"
 		if o.Kind == "happy" {
@@ -381,16 +388,6 @@ func (h *harness) check(ctx context.Context, l *ledger) Result {
 	res.Problems = append(res.Problems, rep.Problems...)
 	if t, err := c.Gateway.Totals(ctx); err == nil {
 		res.Charges, res.Refunds, res.NetCents = t.Charges, t.Refunds, t.ChargedCents-t.RefundedCents
-	}
-	completedUnits := map[string]int64{}
-	for _, o := range orders {
-		v, err := c.Orders.Get(ctx, o.OrderID)
-		if err != nil || v.Status != "COMPLETED" {
-			continue
-		}
-		for _, it := range v.Items {
-			completedUnits[it.SKU] += int64(it.Quantity)
-		}
 	}
 	for sku, n := range initialStock {
 		s, err := c.Stock.Get(ctx, sku)

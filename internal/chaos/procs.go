@@ -88,18 +88,25 @@ func (p *proc) expect() {
 
 // exited reports, without waiting, whether the current process is gone.
 func (p *proc) exited() bool {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return true
-	}
 	select {
-	case <-done:
+	case <-p.doneCh():
 		return true
 	default:
 		return false
 	}
+}
+
+// doneCh is closed once the current process has exited (at once when none
+// was started).
+func (p *proc) doneCh() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done == nil {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	return p.done
 }
 
 // crashed returns the exits the harness did not cause.
@@ -110,14 +117,8 @@ func (p *proc) crashed() []string {
 }
 
 func (p *proc) wait(limit time.Duration) bool {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return true
-	}
 	select {
-	case <-done:
+	case <-p.doneCh():
 		return true
 	case <-time.After(limit):
 		return false
