@@ -39,7 +39,7 @@ func TestMetricsMove(t *testing.T) {
 		placed = append(placed, o)
 	}
 	s.WaitFinished(placed, 10*time.Second)
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	p := s.Env["SAGA_PREFIX"]
 	mustContain(t, "API /metrics", get(t, s.APIURL+"/metrics"),
 		`streamsaga_sagas_total{mode="choreography",status="started",type="ORDER_SAGA"} 2`,

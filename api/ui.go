@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +24,9 @@ var uiFS embed.FS
 var uiTemplates = template.Must(template.ParseFS(uiFS, "ui/*.html"))
 
 // UI is the read-only dashboard at /ui/: counts by status, sagas with a
-// status filter, streams with their lag and pending entries, dead letters,
-// and one saga's timeline drawn as SVG. No JavaScript.
+// status filter, alerts (failed sagas, lost sagas, rejected entries), dead
+// letters, streams with their lag and pending entries, and one saga's
+// timeline drawn as SVG. No JavaScript.
 type UI struct {
 	rdb     redis.UniversalClient
 	engine  *saga.Engine
@@ -47,6 +50,10 @@ type uiSagaRow struct {
 
 type uiDead struct {
 	ID, Group, Type, SagaID, Deliveries, Error string
+}
+
+type uiAlert struct {
+	ID, Type, SagaID, Error string
 }
 
 func (u *UI) index(w http.ResponseWriter, r *http.Request) {
@@ -89,21 +96,44 @@ func (u *UI) index(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var dead []uiDead
+	var alerts []uiAlert
+	alertCounts := map[string]int64{}
 	for p := range ks.Partitions {
 		msgs, _ := u.rdb.XRevRangeN(ctx, ks.DeadLetter(p), "+", "-", 20).Result()
 		for _, m := range msgs {
 			f := func(k string) string { s, _ := m.Values[k].(string); return s }
 			dead = append(dead, uiDead{m.ID, f("group"), f("type"), f("saga_id"), f("deliveries"), f("error")})
 		}
+		// The newest alerts are listed, and counted by type over the last
+		// thousand: forgeries (entry.rejected) and lost sagas (saga.missing)
+		// stand out next to failed compensations.
+		msgs, _ = u.rdb.XRevRangeN(ctx, ks.Alerts(p), "+", "-", 1000).Result()
+		for i, m := range msgs {
+			f := func(k string) string { s, _ := m.Values[k].(string); return s }
+			alertCounts[f("type")]++
+			if i < 20 {
+				alerts = append(alerts, uiAlert{m.ID, f("type"), f("saga_id"), f("error")})
+			}
+		}
+	}
+	type alertCount struct {
+		Type string
+		N    int64
+	}
+	var byType []alertCount
+	for _, typ := range slices.Sorted(maps.Keys(alertCounts)) {
+		byType = append(byType, alertCount{typ, alertCounts[typ]})
 	}
 	u.render(w, "index.html", struct {
 		uiPage
-		Counts  []count
-		Filter  string
-		Sagas   []uiSagaRow
-		Streams []streams.StreamInfo
-		Dead    []uiDead
-	}{u.page(""), counts, filter, rows, info, dead})
+		Counts      []count
+		Filter      string
+		Sagas       []uiSagaRow
+		Streams     []streams.StreamInfo
+		Dead        []uiDead
+		Alerts      []uiAlert
+		AlertCounts []alertCount
+	}{u.page(""), counts, filter, rows, info, dead, alerts, byType})
 }
 
 type uiMark struct {

@@ -39,10 +39,22 @@ func TestDashboard(t *testing.T) {
 	ok, _ := s.PlaceOrder("c-ui", sagatest.I("sku-ui", 1, 100))
 	bad, _ := s.PlaceOrder("c-ui", sagatest.I("sku-ui", 1001, 1)) // stock short
 	s.WaitFinished([]sagatest.Placed{ok, bad}, 10*time.Second)
+	// A forged copy of the completed saga's first event, with another id:
+	// rejected, dead-lettered and alerted.
+	ctx := context.Background()
+	first, _ := s.RDB.XRange(ctx, s.KS.Stream(0, "order.created"), "-", "+").Result()
+	forged := map[string]any{}
+	for k, v := range first[0].Values {
+		forged[k] = v
+	}
+	forged["event_id"] = "0192a000-0000-7000-8000-00000000f00d"
+	s.Inject(s.KS.Stream(0, "order.created"), forged)
+	s.WaitAtRest(5 * time.Second)
 
 	index := get(t, s.APIURL+"/ui/")
-	mustContain(t, "/ui/", index, ok.SagaID, bad.SagaID, "COMPLETED", "COMPENSATED", ":{0}:order.created", "payment", "Dead letters")
-	filtered := get(t, s.APIURL+"/ui/?status=COMPENSATED")
+	mustContain(t, "/ui/", index, ok.SagaID, bad.SagaID, "COMPLETED", "COMPENSATED", ":{0}:order.created", "payment", "Dead letters",
+		"Alerts", "entry.rejected", "rejected: not the message the saga published at version 1")
+	filtered, _, _ := strings.Cut(get(t, s.APIURL+"/ui/?status=COMPENSATED"), "<h2>Alerts</h2>")
 	if strings.Contains(filtered, ok.SagaID) || !strings.Contains(filtered, bad.SagaID) {
 		t.Error("the status filter does not filter")
 	}

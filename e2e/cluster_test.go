@@ -56,7 +56,7 @@ func masterRestart(t *testing.T, c *redistest.Cluster) {
 	t.Logf("the killed master held %d keys", victimKeys)
 	t.Logf("%d orders, %d requests retried across the master's restart", len(placed), unanswered)
 	s.WaitFinished(placed, 90*time.Second)
-	s.WaitNoPending(30 * time.Second)
+	s.WaitAtRest(30 * time.Second)
 	r := s.MustCheck(placed, initial)
 	s.MustOutcomes(placed, want)
 	t.Logf("statuses %v", r.ByStatus)

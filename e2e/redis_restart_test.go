@@ -50,7 +50,7 @@ func TestRedisSIGKILLWithAOFAlwaysLosesNoAcknowledgedOrder(t *testing.T) {
 		seen[o.OrderID] = true
 	}
 	s.WaitFinished(placed, 60*time.Second)
-	s.WaitNoPending(20 * time.Second)
+	s.WaitAtRest(20 * time.Second)
 	r := s.MustCheck(placed, initial)
 	s.MustOutcomes(placed, want)
 	t.Logf("%d acknowledged orders after a Redis SIGKILL (%d attempts unanswered and retried): %v", len(placed), unanswered, r.ByStatus)

@@ -62,7 +62,7 @@ func zombie(t *testing.T, mode string, fenceOnly bool) {
 	if code := zombie.wait(10 * time.Second); code != 0 {
 		t.Fatalf("zombie exit %d", code)
 	}
-	s.WaitNoPending(10 * time.Second)
+	s.WaitAtRest(10 * time.Second)
 	s.MustCheck(placed, initial)
 	s.MustOutcomes(placed, want)
 	var stopped struct {

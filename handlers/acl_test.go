@@ -43,7 +43,7 @@ func TestRunsAsRestrictedACLUser(t *testing.T) {
 		placed = append(placed, o)
 	}
 	s.WaitFinished(placed, 10*time.Second)
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	s.MustCheck(placed, initial)
 	s.MustOutcomes(placed, []string{"COMPLETED", "CANCELLED"})
 	began := time.Now()

@@ -91,6 +91,25 @@ func TestEffectsApplyOnce(t *testing.T) {
 	if tt := totals(); tt.Charges != 1 || tt.Refunds != 1 {
 		t.Fatalf("null compensations moved money: %+v", tt)
 	}
+	// The shipment too: a cancel before the shipment leaves a tombstone
+	// that refuses the late shipment; a real shipment is cancelled once.
+	shipments := func() map[string]string {
+		return rdb.HGetAll(ctx, ks.Domain("{shipping}", "totals")).Val()
+	}
+	if d, err := sh.cancel(ctx, "s3"); err != nil || d != "null" {
+		t.Fatalf("cancel of no shipment: %s %v", d, err)
+	}
+	if d, _, err := sh.ship(ctx, "s3", 3); err != nil || d == "created" {
+		t.Fatalf("shipment after its cancel: %s %v", d, err)
+	}
+	for range 2 {
+		if d, err := sh.cancel(ctx, "s1"); err != nil || d != "cancelled" {
+			t.Fatalf("cancel of a shipment: %s %v", d, err)
+		}
+	}
+	if got := shipments(); got["shipments"] != "1" || got["cancellations"] != "1" {
+		t.Fatalf("shipping totals %v: want s1 shipped and cancelled once, s3 never shipped", got)
+	}
 	// Decisions are recorded: a declined charge stays declined.
 	if d, _, _ := gw.charge(ctx, "s4", 200000); d != "declined" {
 		t.Fatalf("charge over the limit: %s", d)

@@ -54,44 +54,41 @@ func randomizedDelivery(t *testing.T, seed uint64) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var copies sync.WaitGroup
-	var tail sync.WaitGroup
-	tail.Add(1)
-	go func() {
-		defer tail.Done()
-		tailOriginals(ctx, s, func(stream string, m redis.XMessage) {
-			// The seed decides: no copy, a copy now, a copy later (after
-			// newer messages: reordered), or both.
-			now, later := false, time.Duration(0)
-			switch r := rng.Float64(); {
-			case r < 0.25:
-			case r < 0.5:
-				now = true
-			case r < 0.8:
-				later = time.Duration(50+rng.IntN(500)) * time.Millisecond
-			default:
-				now, later = true, time.Duration(50+rng.IntN(500))*time.Millisecond
-			}
-			if now {
+	tl := tailOriginals(ctx, s, func(stream string, m redis.XMessage) {
+		// The seed decides: no copy, a copy now, a copy later (after
+		// newer messages: reordered), or both.
+		now, later := false, time.Duration(0)
+		switch r := rng.Float64(); {
+		case r < 0.25:
+		case r < 0.5:
+			now = true
+		case r < 0.8:
+			later = time.Duration(50+rng.IntN(500)) * time.Millisecond
+		default:
+			now, later = true, time.Duration(50+rng.IntN(500))*time.Millisecond
+		}
+		if now {
+			s.RDB.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: m.Values})
+		}
+		if later > 0 {
+			copies.Add(1)
+			go func() {
+				defer copies.Done()
+				time.Sleep(later)
 				s.RDB.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: m.Values})
-			}
-			if later > 0 {
-				copies.Add(1)
-				go func() {
-					defer copies.Done()
-					time.Sleep(later)
-					s.RDB.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, Values: m.Values})
-				}()
-			}
-		})
-	}()
+			}()
+		}
+	})
 	placed, _ := placeMix(t, s, 12)
 	s.WaitFinished(placed, 30*time.Second)
-	time.Sleep(300 * time.Millisecond) // copies of the last messages
+	// Every original got its fate, every delayed copy was published, then
+	// every copy was read and handled.
+	tl.waitCaughtUp(t, s)
 	cancel()
-	tail.Wait()
 	copies.Wait()
-	s.WaitNoPending(20 * time.Second)
+	s.WaitAtRest(20 * time.Second)
 	r := s.MustCheck(placed, initial)
 	t.Logf("seed %d: %v", seed, r.ByStatus)
 }

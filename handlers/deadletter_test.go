@@ -54,7 +54,7 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	dl := deadLetters(t, s)
 	if len(dl) != len(poison) {
 		t.Fatalf("%d dead letters, want %d: %v", len(dl), len(poison), dl)
@@ -106,8 +106,8 @@ func TestPoisonEntryCompensatesItsSaga(t *testing.T) {
 	_ = stopFirst()
 	s.StartWorker(nil)
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
-	s.WaitNoPending(5 * time.Second)
-	st, err := s.Checker.Engine.Get(ctx, o.SagaID)
+	s.WaitAtRest(5 * time.Second)
+	st, err := s.Product.Engine.Get(ctx, o.SagaID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestPoisonEntryCompensatesItsSaga(t *testing.T) {
 	if st.Steps[1].Status != event.StepCompensated || st.Steps[2].Status != event.StepPending {
 		t.Errorf("steps %+v", st.Steps)
 	}
-	l, _ := s.Checker.Gateway.Ledger(ctx, o.SagaID)
+	l, _ := s.Product.Gateway.Ledger(ctx, o.SagaID)
 	if l.Charge != "" || l.Refund != "null" {
 		t.Errorf("ledger %+v: want no charge and a null refund", l)
 	}
@@ -144,9 +144,9 @@ func TestFailingCompensationEndsFailedWithAlert(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.WaitFinished([]sagatest.Placed{o}, 20*time.Second)
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	ctx := context.Background()
-	v, err := s.Checker.Orders.Get(ctx, o.OrderID)
+	v, err := s.Product.Orders.Get(ctx, o.OrderID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestFailingCompensationEndsFailedWithAlert(t *testing.T) {
 	if len(dl) != 2 || dl[0].Values["type"] != event.OrderCreated || dl[1].Values["type"] != event.StockInsufficient {
 		t.Errorf("dead letters %v, want order.created then its compensation", dl)
 	}
-	failed, err := s.Checker.Engine.List(ctx, []string{event.StatusFailed}, 10)
+	failed, err := s.Product.Engine.List(ctx, []string{event.StatusFailed}, 10)
 	if err != nil || len(failed) != 1 || failed[0].SagaID != o.SagaID {
 		t.Errorf("FAILED index: %v %v", failed, err)
 	}
@@ -174,17 +174,17 @@ func TestFailingCompensationEndsFailedWithAlert(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		v, _ = s.Checker.Orders.Get(ctx, o.OrderID)
+		v, _ = s.Product.Orders.Get(ctx, o.OrderID)
 		if v.Status == event.OrderStatusCancelled || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
+	st, _ := s.Product.Engine.Get(ctx, o.SagaID)
 	if v.Status != event.OrderStatusCancelled || st.Status != event.StatusCompensated {
 		t.Fatalf("after retry: order %s, saga %s", v.Status, st.Status)
 	}
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
 }
 
@@ -210,7 +210,7 @@ func TestHugePoisonEntryIsDeadLetteredBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	dl := deadLetters(t, s)
 	if len(dl) != 1 || dl[0].Values["truncated"] == nil || len(dl[0].Values) > 64 {
 		t.Fatalf("dead letter of a huge entry: %d entries, %d fields", len(dl), len(dl[0].Values))
@@ -253,7 +253,7 @@ func TestUndecodableLiveEntryAndLostEntry(t *testing.T) {
 	_ = stopFirst()
 	s.StartWorker(nil)
 	s.WaitFinished(placed[:1], 10*time.Second)
-	st, _ := s.Checker.Engine.Get(ctx, placed[0].SagaID)
+	st, _ := s.Product.Engine.Get(ctx, placed[0].SagaID)
 	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered") {
 		t.Errorf("saga with an undecodable live event: %s %q", st.Status, st.Reason)
 	}
@@ -268,5 +268,5 @@ func TestUndecodableLiveEntryAndLostEntry(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 }

@@ -47,10 +47,15 @@ func placeMix(t *testing.T, s *sagatest.System, n int) ([]sagatest.Placed, []str
 	return placed, want
 }
 
-// tailOriginals calls fn for every entry published on any stream of
-// partition 0 (once per event id, so its own copies are skipped) until ctx
-// is done.
-func tailOriginals(ctx context.Context, s *sagatest.System, fn func(stream string, m redis.XMessage)) {
+// tailer calls fn for every entry published on any stream of partition 0
+// (once per event id, so its own copies are skipped) until ctx is done.
+type tailer struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func tailOriginals(ctx context.Context, s *sagatest.System, fn func(stream string, m redis.XMessage)) *tailer {
+	tl := &tailer{seen: map[string]bool{}}
 	last := map[string]string{}
 	var keys []string
 	for _, typ := range handlers.Streams() {
@@ -58,27 +63,54 @@ func tailOriginals(ctx context.Context, s *sagatest.System, fn func(stream strin
 		keys = append(keys, k)
 		last[k] = "0"
 	}
-	seen := map[string]bool{}
-	for ctx.Err() == nil {
-		args := append([]string{}, keys...)
-		for _, k := range keys {
-			args = append(args, last[k])
-		}
-		res, err := s.RDB.XRead(ctx, &redis.XReadArgs{Streams: args, Count: 100, Block: 100 * time.Millisecond}).Result()
-		if err != nil {
-			continue
-		}
-		for _, st := range res {
-			for _, m := range st.Messages {
-				last[st.Stream] = m.ID
-				id, _ := m.Values[event.FieldEventID].(string)
-				if !seen[id] {
-					seen[id] = true
-					fn(st.Stream, m)
+	go func() {
+		for ctx.Err() == nil {
+			args := append([]string{}, keys...)
+			for _, k := range keys {
+				args = append(args, last[k])
+			}
+			res, err := s.RDB.XRead(ctx, &redis.XReadArgs{Streams: args, Count: 100, Block: 100 * time.Millisecond}).Result()
+			if err != nil {
+				continue
+			}
+			for _, st := range res {
+				for _, m := range st.Messages {
+					last[st.Stream] = m.ID
+					id, _ := m.Values[event.FieldEventID].(string)
+					tl.mu.Lock()
+					first := !tl.seen[id]
+					tl.mu.Unlock()
+					if first {
+						fn(st.Stream, m)
+						// Seen only once its fate was dealt: waitCaughtUp
+						// then knows that every copy was published.
+						tl.mu.Lock()
+						tl.seen[id] = true
+						tl.mu.Unlock()
+					}
 				}
 			}
 		}
-	}
+	}()
+	return tl
+}
+
+// waitCaughtUp waits until the tailer has seen every event id on the
+// streams, so that every original published so far got its fate.
+func (tl *tailer) waitCaughtUp(t *testing.T, s *sagatest.System) {
+	t.Helper()
+	sagatest.WaitFor(t, "the tailer to see every entry", 20*time.Second, func() bool {
+		tl.mu.Lock()
+		defer tl.mu.Unlock()
+		for _, msgs := range streamEntries(t, s) {
+			for _, m := range msgs {
+				if id, _ := m.Values[event.FieldEventID].(string); !tl.seen[id] {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
 
 // streamEntries reads every entry of every event stream.
@@ -135,27 +167,23 @@ func duplicateAndReordered(t *testing.T, mode string) {
 	// A duplicator tails every stream and publishes each entry once more
 	// right away, so the copy races the original through the groups.
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
+	defer cancel()
 	var dupMu sync.Mutex
 	duplicated := map[string]int{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tailOriginals(ctx, s, func(stream string, m redis.XMessage) {
-			if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: m.Values}).Err(); err == nil {
-				dupMu.Lock()
-				duplicated[stream]++
-				dupMu.Unlock()
-			}
-		})
-	}()
+	tl := tailOriginals(ctx, s, func(stream string, m redis.XMessage) {
+		if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: m.Values}).Err(); err == nil {
+			dupMu.Lock()
+			duplicated[stream]++
+			dupMu.Unlock()
+		}
+	})
 	placed, want := placeMix(t, s, 40)
 	s.WaitFinished(placed, 30*time.Second)
-	s.WaitNoPending(10 * time.Second)
-	time.Sleep(300 * time.Millisecond) // let the last copies through
+	// Every original was copied once (the copy is published before the
+	// tailer marks the next entry), then every copy was read and handled.
+	tl.waitCaughtUp(t, s)
 	cancel()
-	wg.Wait()
-	s.WaitNoPending(10 * time.Second)
+	s.WaitAtRest(10 * time.Second)
 	for _, typ := range handlers.Streams() {
 		if !usedIn(mode, typ) {
 			continue
@@ -171,7 +199,7 @@ func duplicateAndReordered(t *testing.T, mode string) {
 	// of every event, long after each saga ended.
 	before := map[string]int64{}
 	for _, o := range placed {
-		st, err := s.Checker.Engine.Get(context.Background(), o.SagaID)
+		st, err := s.Product.Engine.Get(context.Background(), o.SagaID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,12 +221,11 @@ func duplicateAndReordered(t *testing.T, mode string) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
-	s.WaitNoPending(20 * time.Second)
+	s.WaitAtRest(20 * time.Second) // every replayed copy read and handled
 	s.MustCheck(placed, initial)
 	s.MustOutcomes(placed, want)
 	for _, o := range placed {
-		st, err := s.Checker.Engine.Get(context.Background(), o.SagaID)
+		st, err := s.Product.Engine.Get(context.Background(), o.SagaID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 
 func flow(t *testing.T, s *sagatest.System, sagaID string) string {
 	t.Helper()
-	st, err := s.Checker.Engine.Get(context.Background(), sagaID)
+	st, err := s.Product.Engine.Get(context.Background(), sagaID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,10 @@ func TestCompensationRetriedUntilItSucceeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	s.MustCheck([]sagatest.Placed{o}, initial)
 	s.MustOutcomes([]sagatest.Placed{o}, []string{event.OrderStatusCancelled})
-	st, _ := s.Checker.Engine.Get(context.Background(), o.SagaID)
+	st, _ := s.Product.Engine.Get(context.Background(), o.SagaID)
 	if st.Status != event.StatusCompensated || st.Steps[1].Status != event.StepCompensated || st.Steps[1].Attempts != 2 {
 		t.Fatalf("saga %s, payment step %+v", st.Status, st.Steps[1])
 	}
@@ -92,8 +92,8 @@ func TestFailedCompensationThenOperatorRetry(t *testing.T) {
 	}
 	s.WaitFinished([]sagatest.Placed{o, good}, 10*time.Second)
 	ctx := context.Background()
-	v, _ := s.Checker.Orders.Get(ctx, o.OrderID)
-	st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
+	v, _ := s.Product.Orders.Get(ctx, o.OrderID)
+	st, _ := s.Product.Engine.Get(ctx, o.SagaID)
 	if v.Status != event.OrderStatusFailed || st.Status != event.StatusFailed || st.Steps[1].Attempts != 3 {
 		t.Fatalf("order %s, saga %s, steps %+v", v.Status, st.Status, st.Steps)
 	}
@@ -114,12 +114,12 @@ func TestFailedCompensationThenOperatorRetry(t *testing.T) {
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if st, _ = s.Checker.Engine.Get(ctx, o.SagaID); st.Status == event.StatusCompensated || time.Now().After(deadline) {
+		if st, _ = s.Product.Engine.Get(ctx, o.SagaID); st.Status == event.StatusCompensated || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	s.MustCheck([]sagatest.Placed{o, good}, initial)
 	s.MustOutcomes([]sagatest.Placed{o, good}, []string{event.OrderStatusCancelled, event.OrderStatusCompleted})
 	if code, _ := s.Do(http.MethodPost, "/sagas/"+o.SagaID+"/retry", nil, nil, nil); code != http.StatusConflict {
@@ -158,15 +158,15 @@ func TestPoisonCommandCompensatesTheStepInFlight(t *testing.T) {
 	_ = stopFirst()
 	s.StartWorker(nil)
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
-	s.WaitNoPending(5 * time.Second)
-	st, _ := s.Checker.Engine.Get(ctx, o.SagaID)
+	s.WaitAtRest(5 * time.Second)
+	st, _ := s.Product.Engine.Get(ctx, o.SagaID)
 	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered cmd.payment.charge") {
 		t.Fatalf("saga %s %q", st.Status, st.Reason)
 	}
 	if got, want := flow(t, s, o.SagaID), "order.create payment.charge payment.refund order.cancel order.cancelled"; got != want {
 		t.Fatalf("flow %q, want %q", got, want)
 	}
-	l, _ := s.Checker.Gateway.Ledger(ctx, o.SagaID)
+	l, _ := s.Product.Gateway.Ledger(ctx, o.SagaID)
 	if l.Charge != "" || l.Refund != "null" {
 		t.Fatalf("ledger %+v, want a null refund and no charge", l)
 	}

@@ -29,7 +29,7 @@ func TestWorkersSplitPartitions(t *testing.T) {
 		placed = append(placed, o)
 	}
 	s.WaitFinished(placed, 20*time.Second)
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	s.MustCheck(placed, initial)
 	ctx := context.Background()
 	readers := map[int]map[string]bool{}

@@ -89,11 +89,11 @@ func fourPathsOn(t *testing.T, s *sagatest.System, mode string) []sagatest.Place
 	ctx := context.Background()
 	for i, o := range placed {
 		p := paths[i%len(paths)]
-		v, err := s.Checker.Orders.Get(ctx, o.OrderID)
+		v, err := s.Product.Orders.Get(ctx, o.OrderID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := s.Checker.Engine.Get(ctx, o.SagaID)
+		st, err := s.Product.Engine.Get(ctx, o.SagaID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,13 +136,13 @@ func fourPathsOn(t *testing.T, s *sagatest.System, mode string) []sagatest.Place
 			t.Errorf("%s: finished saga hash has no TTL (%v, %v)", p.name, ttl, err)
 		}
 	}
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	r := s.MustCheck(placed, initial)
 	if r.ByStatus[event.OrderStatusCompleted] != 3 || r.ByStatus[event.OrderStatusCancelled] != 9 {
 		t.Errorf("statuses %v", r.ByStatus)
 	}
 	// The shipping failure path released the reservation and refunded.
-	l, _ := s.Checker.Gateway.Ledger(ctx, placed[3].SagaID)
+	l, _ := s.Product.Gateway.Ledger(ctx, placed[3].SagaID)
 	if l.Charge != "charged" || l.Refund != "refunded" || l.RefundedCents != 1001 {
 		t.Errorf("shipment-failed ledger %+v", l)
 	}
@@ -167,14 +167,14 @@ func TestRandomFailuresCompensate(t *testing.T) {
 		placed = append(placed, o)
 	}
 	s.WaitFinished(placed, 20*time.Second)
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	r := s.MustCheck(placed, initial)
 	if r.ByStatus[event.OrderStatusCompleted] == 0 || r.ByStatus[event.OrderStatusCancelled] == 0 {
 		t.Fatalf("60 orders at 30%% failure rates: %v", r.ByStatus)
 	}
 	reasons := map[string]bool{}
 	for _, o := range placed {
-		v, _ := s.Checker.Orders.Get(context.Background(), o.OrderID)
+		v, _ := s.Product.Orders.Get(context.Background(), o.OrderID)
 		reasons[v.Reason] = true
 	}
 	if !reasons["payment declined: declined by the gateway"] || !reasons["shipment failed: carrier refused the shipment"] {

@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
 )
@@ -35,7 +33,7 @@ func TestLiveRecordsDoNotExpireUntilTheSagaEnds(t *testing.T) {
 	// Without a shipping worker the saga waits after reserving stock.
 	ctx := context.Background()
 	sagatest.WaitFor(t, "the saga to reach reserveStock", 10*time.Second, func() bool {
-		st, err := s.Checker.Engine.Get(ctx, o.SagaID)
+		st, err := s.Product.Engine.Get(ctx, o.SagaID)
 		return err == nil && st.Steps[2].Status == event.StepCompleted
 	})
 	if d := ttl(t, s, "{payment}", "ledger", o.SagaID); d != -1 {
@@ -47,7 +45,7 @@ func TestLiveRecordsDoNotExpireUntilTheSagaEnds(t *testing.T) {
 	_ = stop()
 	s.StartWorker(nil)
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	for _, key := range [][]string{{"{payment}", "ledger", o.SagaID}, {"{inventory}", "reservation", o.SagaID}, {"{shipping}", "shipment", o.SagaID}} {
 		if d := ttl(t, s, key...); d <= 0 {
 			t.Errorf("%v of a completed saga has TTL %v", key, d)
@@ -58,6 +56,8 @@ func TestLiveRecordsDoNotExpireUntilTheSagaEnds(t *testing.T) {
 
 // A copy of an event replayed after its saga and records expired (a
 // dead-letter replay, a restored backup) has no effect: no second charge.
+// It names a saga that no longer exists: it is dead-lettered and the loss
+// alerted (saga.missing), the order, already expired, untouched.
 func TestReplayAfterExpiryChargesNothing(t *testing.T) {
 	t.Parallel()
 	s := sagatest.New(t, srv, map[string]string{"SAGA_RETENTION": "1s"})
@@ -69,23 +69,25 @@ func TestReplayAfterExpiryChargesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
-	s.WaitNoPending(5 * time.Second)
+	s.WaitAtRest(5 * time.Second)
 	ctx := context.Background()
 	created, err := s.RDB.XRange(ctx, s.KS.Stream(0, event.OrderCreated), "-", "+").Result()
 	if err != nil || len(created) != 1 {
 		t.Fatalf("order.created: %v %v", created, err)
 	}
-	before, _ := s.Checker.Gateway.Totals(ctx)
+	before, _ := s.Product.Gateway.Totals(ctx)
 	sagatest.WaitFor(t, "the saga and its ledger to expire", 10*time.Second, func() bool {
 		return s.RDB.Exists(ctx, s.KS.Saga(0, o.SagaID), s.KS.Domain("{payment}", "ledger", o.SagaID)).Val() == 0
 	})
-	if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.Stream(0, event.OrderCreated), Values: created[0].Values}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
-	s.WaitNoPending(5 * time.Second)
-	after, _ := s.Checker.Gateway.Totals(ctx)
+	s.Inject(s.KS.Stream(0, event.OrderCreated), created[0].Values)
+	s.WaitAtRest(5 * time.Second) // the replay was read and handled
+	after, _ := s.Product.Gateway.Totals(ctx)
 	if after != before {
 		t.Fatalf("replay after expiry moved money: %+v → %+v", before, after)
+	}
+	dead, _ := s.Checker.Entries(ctx, "deadletter")
+	alerts, _ := s.Checker.Entries(ctx, "alerts")
+	if len(dead) != 1 || len(alerts) != 1 || alerts[0].Values["type"] != "saga.missing" || alerts[0].Values["saga_id"] != o.SagaID {
+		t.Fatalf("dead letters %v, alerts %v: want the replay dead-lettered and one saga.missing alert", dead, alerts)
 	}
 }

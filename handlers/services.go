@@ -72,9 +72,11 @@ type reaction struct {
 	op           operation
 	onOK, onFail string
 	record       string // order status to write, for the order service
-	finalizer    bool   // only acknowledges: the saga is already final
-	// fenced: op has no effect of its own, so the commit's version fence
-	// is the whole duplicate check and the separate liveness read is
+	// finalizer only settles the service's records of a completed saga and
+	// acknowledges; it acts only on the saga's real final event.
+	finalizer bool
+	// fenced: op has no effect of its own, so the commit's fence (version
+	// and message identity) is the whole check and the separate read is
 	// skipped (a round trip saved on every hop of the order service).
 	fenced       bool
 	compensation bool
@@ -88,13 +90,13 @@ func (s *Services) reactions() map[string]reaction {
 		event.ServicePayment + "/" + event.OrderCreated:       {op: s.charge, onOK: event.PaymentCompleted, onFail: event.PaymentFailed, undo: s.refund},
 		event.ServicePayment + "/" + event.StockInsufficient:  {op: s.refund, onOK: event.PaymentRefunded, compensation: true},
 		event.ServicePayment + "/" + event.StockReleased:      {op: s.refund, onOK: event.PaymentRefunded, compensation: true},
-		event.ServicePayment + "/" + event.OrderCompleted:     {op: s.settle, finalizer: true, fenced: true},
+		event.ServicePayment + "/" + event.OrderCompleted:     {op: s.settle, finalizer: true},
 		event.ServiceInventory + "/" + event.PaymentCompleted: {op: s.reserve, onOK: event.StockReserved, onFail: event.StockInsufficient, undo: s.release},
 		event.ServiceInventory + "/" + event.ShipmentFailed:   {op: s.release, onOK: event.StockReleased, compensation: true},
-		event.ServiceInventory + "/" + event.OrderCompleted:   {op: s.consume, finalizer: true, fenced: true},
+		event.ServiceInventory + "/" + event.OrderCompleted:   {op: s.consume, finalizer: true},
 		event.ServiceShipping + "/" + event.StockReserved:     {op: s.ship, onOK: event.ShipmentCreated, onFail: event.ShipmentFailed, undo: s.cancelShipment},
 		event.ServiceShipping + "/" + event.ShipmentAbandoned: {op: s.cancelShipment, onOK: event.ShipmentFailed, compensation: true},
-		event.ServiceShipping + "/" + event.OrderCompleted:    {op: s.closeShipment, finalizer: true, fenced: true},
+		event.ServiceShipping + "/" + event.OrderCompleted:    {op: s.closeShipment, finalizer: true},
 		event.ServiceOrder + "/" + event.ShipmentCreated:      {op: s.noop, onOK: event.OrderCompleted, record: event.OrderStatusCompleted, fenced: true},
 		event.ServiceOrder + "/" + event.PaymentFailed:        {op: s.noop, onOK: event.OrderCancelled, record: event.OrderStatusCancelled, fenced: true},
 		event.ServiceOrder + "/" + event.PaymentRefunded:      {op: s.noop, onOK: event.OrderCancelled, record: event.OrderStatusCancelled, fenced: true},
@@ -144,8 +146,16 @@ func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 			return streams.Permanent(fmt.Errorf("%s carries no step and phase", env.Type))
 		}
 		if cmd.Phase == event.PhaseUndo {
-			// Undoing a late effect needs no live saga: compensations are
-			// idempotent and a no-op when nothing took effect.
+			// An undo is sent without a transition: it is the saga's while
+			// the saga has abandoned the step (compensations are idempotent
+			// and a no-op when nothing took effect).
+			standing, why, err := s.engine.UndoStanding(ctx, m, cmd.Step)
+			if err != nil {
+				return err
+			}
+			if done, err := s.refused(ctx, m, standing, why); done {
+				return err
+			}
 			if err := s.undo(ctx, m, op, &d); err != nil {
 				return err
 			}
@@ -153,33 +163,47 @@ func (s *Services) Handle(ctx context.Context, m *streams.Message) error {
 		}
 	}
 	if isReaction && react.fenced {
-		// A finalizer's operation is idempotent and only settles records of
-		// a finished saga; the order service's reactions have no effect
-		// outside their fenced commit, which refuses a stale message.
+		// The order service's reactions have no effect outside their
+		// commit, whose fence is the whole check: a round trip saved.
 		return s.react(ctx, m, react, &d)
 	}
-	// A message its saga has moved past (a duplicate, a late redelivery, a
-	// replay after the saga expired) gets no effect at all: acknowledged
-	// here, before any charge or reservation. The barriers in each service
-	// and the fence in the commit cover the races this check cannot.
-	live, err := s.engine.Live(ctx, m)
+	// Before any charge, reservation or shipment: is this the message its
+	// saga waits for? A duplicate or late redelivery gets no effect (the
+	// barriers in each service and the fence in the commit cover the races
+	// this check cannot); a forged or misrouted one is dead-lettered.
+	standing, why, err := s.engine.Check(ctx, m, isReaction && react.finalizer)
 	if err != nil {
 		return err
 	}
-	if isCommand {
-		if !live {
-			undo := s.undoOf[env.Type]
-			if cmd.Phase != event.PhaseExecute {
-				undo = nil
-			}
-			return s.stale(ctx, m, undo, cmd.Step, &d)
+	if standing == saga.Late {
+		switch {
+		case isCommand && cmd.Phase == event.PhaseExecute:
+			return s.stale(ctx, m, s.undoOf[env.Type], cmd.Step, &d)
+		case isCommand:
+			return s.stale(ctx, m, nil, cmd.Step, &d)
 		}
-		return s.reply(ctx, m, op, cmd, &d)
-	}
-	if !live {
 		return s.stale(ctx, m, react.undo, s.engine.StepOf(react.onOK), &d)
 	}
+	if done, err := s.refused(ctx, m, standing, why); done {
+		return err
+	}
+	if isCommand {
+		return s.reply(ctx, m, op, cmd, &d)
+	}
 	return s.react(ctx, m, react, &d)
+}
+
+// refused deals with a message its saga refuses: a foreign one is
+// dead-lettered with an alert, one whose saga is gone too (the loss is
+// alerted once per saga). It reports whether m was dealt with.
+func (s *Services) refused(ctx context.Context, m *streams.Message, standing saga.Standing, why string) (bool, error) {
+	switch standing {
+	case saga.Foreign:
+		return true, s.engine.Reject(ctx, m, why)
+	case saga.Gone:
+		return true, s.engine.SagaMissing(ctx, m, why)
+	}
+	return false, nil
 }
 
 // commandUndo maps an execute command to the operation that compensates it.
@@ -258,13 +282,23 @@ func (s *Services) react(ctx context.Context, m *streams.Message, r reaction, d 
 			record["reason"] = d.Reason
 		}
 	}
-	// A forward step keeps its entry when the saga refuses the commit: the
-	// entry is acknowledged only after a possibly orphaned effect is undone.
+	// A forward step keeps its entry when the saga has moved on: the entry
+	// is acknowledged only after a possibly orphaned effect is undone.
 	res, err := s.commit(ctx, m, emit, d, out.result, record, r.undo != nil)
-	if err != nil || res == saga.Applied || r.undo == nil {
+	if err != nil {
 		return err
 	}
-	return s.stale(ctx, m, r.undo, s.engine.StepOf(r.onOK), d)
+	switch res.Code {
+	case saga.Rejected:
+		return s.engine.Reject(ctx, m, res.Reason)
+	case saga.Missing:
+		return s.engine.SagaMissing(ctx, m, "the commit")
+	case saga.Stale:
+		if r.undo != nil {
+			return s.stale(ctx, m, r.undo, s.engine.StepOf(r.onOK), d)
+		}
+	}
+	return nil
 }
 
 // reply runs a command's operation and answers the orchestrator.
@@ -282,17 +316,18 @@ func (s *Services) reply(ctx context.Context, m *streams.Message, op operation, 
 	return s.engine.Reply(ctx, m, r)
 }
 
-// commit publishes the next choreography event. A stale or missing saga is
-// not an error: the entry was a duplicate and is acknowledged.
-func (s *Services) commit(ctx context.Context, m *streams.Message, emit string, d *event.OrderData, result map[string]any, record map[string]string, keep bool) (saga.Code, error) {
+// commit publishes the next choreography event. A saga that moved on is not
+// an error (the entry was a duplicate); a refused or missing one is left to
+// the caller, with the entry still pending.
+func (s *Services) commit(ctx context.Context, m *streams.Message, emit string, d *event.OrderData, result map[string]any, record map[string]string, keep bool) (saga.Result, error) {
 	data, err := json.Marshal(d)
 	if err != nil {
-		return "", fmt.Errorf("encode %s: %w", emit, err)
+		return saga.Result{}, fmt.Errorf("encode %s: %w", emit, err)
 	}
 	t := saga.Transition{Emit: emit, Data: data, Reason: d.Reason, KeepOnRefusal: keep}
 	if result != nil {
 		if t.StepResult, err = json.Marshal(result); err != nil {
-			return "", fmt.Errorf("encode step result: %w", err)
+			return saga.Result{}, fmt.Errorf("encode step result: %w", err)
 		}
 	}
 	if record != nil {
@@ -300,13 +335,13 @@ func (s *Services) commit(ctx context.Context, m *streams.Message, emit string, 
 	}
 	res, err := s.engine.Commit(ctx, m, t)
 	if err != nil {
-		return "", err
+		return saga.Result{}, err
 	}
-	if res.Code != saga.Applied {
-		s.log.InfoContext(ctx, "duplicate or late message ignored", "saga_id", m.Env.SagaID,
-			"event_type", m.Env.Type, "group", m.Group, "code", string(res.Code), "saga_version", res.Version)
+	if res.Code == saga.Stale {
+		s.log.DebugContext(ctx, "duplicate or late message ignored", "saga_id", m.Env.SagaID,
+			"event_type", m.Env.Type, "group", m.Group, "saga_version", res.Version)
 	}
-	return res.Code, nil
+	return res, nil
 }
 
 // The operations. Each is idempotent per saga through its service's script.

@@ -75,6 +75,7 @@ func (m *Metrics) Engine(e *saga.Engine) {
 	for name, c := range map[string]interface{ Load() int64 }{
 		"stale_refused":       &e.Stats.Stale,
 		"missing_saga":        &e.Stats.Missing,
+		"rejected_entries":    &e.Stats.Rejected,
 		"dead_lettered":       &e.Stats.DeadLettered,
 		"aborted":             &e.Stats.Aborted,
 		"failed":              &e.Stats.Failed,

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/streams"
@@ -26,17 +25,25 @@ const (
 	// Stale: the saga's version moved on (a duplicate, a late message or a
 	// zombie worker); the entry was acknowledged and nothing changed.
 	Stale Code = "STALE"
-	// Missing: the saga hash does not exist (expired or never created); the
-	// entry was acknowledged.
+	// Missing: the saga hash does not exist (lost, expired or never
+	// created). Nothing changed and the entry is left pending: the caller
+	// reports it (Engine.SagaMissing).
 	Missing Code = "MISSING"
 	// NotDue: a re-send came before the saga's retry time; nothing changed.
 	NotDue Code = "NOTDUE"
+	// Rejected: the consumed message is not one the saga published at its
+	// version (a forgery, a replay of the wrong entry, the wrong style), or
+	// the saga is finished. Nothing changed and the entry is left pending:
+	// the caller dead-letters it with an alert (Engine.Reject).
+	Rejected Code = "REJECTED"
 )
 
 // Result is what a commit did.
 type Result struct {
 	Code    Code
 	Version int64
+	// Reason says why a commit was rejected.
+	Reason string
 }
 
 // Transition is what handling one message does to its saga.
@@ -52,15 +59,17 @@ type Transition struct {
 	Reason string
 	// Record fields to set on the saga's record (the order), if any.
 	Record *Record
-	// KeepOnRefusal leaves the consumed entry pending when the transition is
-	// refused (STALE, MISSING): the caller acknowledges it after dealing
-	// with an effect the saga no longer expects.
+	// KeepOnRefusal leaves the consumed entry pending when the saga has
+	// moved on (STALE): the caller acknowledges it after dealing with an
+	// effect the saga no longer expects. MISSING and REJECTED always leave
+	// it pending, for Engine.SagaMissing and Engine.Reject.
 	KeepOnRefusal bool
 }
 
 // Commit applies a transition for the consumed message m: it updates the
 // saga hash, publishes the next event, moves the deadline and acknowledges m,
-// all in one script fenced on the version m was published at.
+// all in one script fenced on the version m was published at and on m's
+// identity (the saga must have published m at that version).
 func (e *Engine) Commit(ctx context.Context, m *streams.Message, t Transition) (Result, error) {
 	def, ok := e.byEvent[t.Emit]
 	if !ok {
@@ -77,24 +86,6 @@ func (e *Engine) Commit(ctx context.Context, m *streams.Message, t Transition) (
 		c.record(t.Record)
 	}
 	return c.run(ctx, e)
-}
-
-// Live reports whether m is its saga's current message: the saga exists and
-// still has the version m was published at. It counts stale messages; the
-// caller acknowledges them.
-func (e *Engine) Live(ctx context.Context, m *streams.Message) (bool, error) {
-	v, err := e.rdb.HGet(ctx, e.ks.Saga(m.Partition, m.Env.SagaID), "version").Int64()
-	switch {
-	case errors.Is(err, redis.Nil):
-		e.Stats.Missing.Add(1)
-	case err != nil:
-		return false, fmt.Errorf("read saga version: %w", err)
-	case v == m.Env.SagaVersion:
-		return true, nil
-	default:
-		e.Stats.Stale.Add(1)
-	}
-	return false, nil
 }
 
 // Ack acknowledges m without touching its saga: for consumers that only
@@ -118,26 +109,31 @@ type commit struct {
 	stream, group, entryID string
 	sagaKey                string
 	expected               int64
-	status                 string
-	saga                   []any
-	event                  []any
-	history                string
-	outStream              string
-	recordKey              string
-	fields                 []any
-	dead                   []any
-	alert                  []any
-	deadAlways             bool
-	keepOnRefusal          bool
-	retry                  string
-	clock                  func() time.Time
-	sagaType               string
+	// ident is the consumed message's identity, "<mode>|<type>|<id>", which
+	// the saga must have recorded at version expected; '' when none is
+	// consumed.
+	ident         string
+	status        string
+	saga          []any
+	event         []any
+	history       string
+	outStream     string
+	recordKey     string
+	fields        []any
+	dead          []any
+	alert         []any
+	deadAlways    bool
+	keepOnRefusal bool
+	retry         string
+	clock         func() time.Time
+	sagaType      string
 }
 
 func (e *Engine) newCommit(m *streams.Message) *commit {
 	c := e.sagaCommit(m.Partition, m.Env.SagaID, m.Env.SagaMode, m.Env.SagaVersion)
 	c.causation = m.Env.EventID
 	c.stream, c.group, c.entryID = m.Stream, m.Group, m.ID
+	c.ident = identity(m.Env.SagaMode, m.Env.Type, m.Env.EventID)
 	return c
 }
 
@@ -180,7 +176,7 @@ func (c *commit) run(ctx context.Context, e *Engine) (Result, error) {
 	for _, s := range event.SagaStatuses {
 		keys = append(keys, ks.Index(c.p, s))
 	}
-	keys = append(keys, ks.Retries(c.p))
+	keys = append(keys, ks.Retries(c.p), ks.Records(c.p))
 	flags := ""
 	if c.deadAlways {
 		flags += "d"
@@ -188,7 +184,7 @@ func (c *commit) run(ctx context.Context, e *Engine) (Result, error) {
 	if c.keepOnRefusal {
 		flags += "k"
 	}
-	args := []any{c.group, c.entryID, c.expected, c.status, timeout, retention, c.history, flags, c.retry}
+	args := []any{c.group, c.entryID, c.expected, c.status, timeout, retention, c.history, flags, c.retry, c.ident}
 	args = appendCounted(args, c.saga)
 	args = appendCounted(args, c.event)
 	args = appendCounted(args, c.fields)
@@ -198,17 +194,20 @@ func (c *commit) run(ctx context.Context, e *Engine) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("commit transition: %w", err)
 	}
-	if len(res) != 2 {
+	if len(res) < 2 {
 		return Result{}, fmt.Errorf("commit transition: unexpected reply %v", res)
 	}
 	code, _ := res[0].(string)
 	version, _ := res[1].(int64)
 	r := Result{Code: Code(code), Version: version}
+	if len(res) > 2 {
+		r.Reason, _ = res[2].(string)
+	}
 	if r.Code == Applied && c.status != "" && e.opts.OnStatus != nil {
 		e.opts.OnStatus(c.sagaType, c.mode, c.status)
 	}
 	switch r.Code {
-	case Applied, NotDue:
+	case Applied, NotDue, Rejected:
 	case Stale:
 		e.Stats.Stale.Add(1)
 	case Missing:
@@ -246,18 +245,25 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 	}
 	st, err := e.Get(ctx, m.Env.SagaID)
 	if errors.Is(err, ErrNotFound) {
-		return e.deadLetterOnly(ctx, m, dead, nil)
+		return e.missing(ctx, m.Partition, m.Env.SagaID, m, m.Group+"/"+m.Env.Type, "", dead)
 	}
 	if err != nil {
 		return err
 	}
 	def := e.defs[st.Type]
-	if def == nil || st.Version != m.Env.SagaVersion || terminal(st.Status) || st.Status == event.StatusFailed {
-		// A duplicate or stale entry: the saga does not wait on it.
-		return e.deadLetterOnly(ctx, m, dead, nil)
+	// A reply is its command's: its causation is the command's id, and the
+	// command's type is in data that may not decode.
+	typ, id := m.Env.Type, m.Env.EventID
+	if typ == event.Reply {
+		typ, id = "*", m.Env.CausationID
+	}
+	if standing, _ := standingOf(st, m.Env.SagaVersion, m.Env.SagaMode, typ, id, false); def == nil || standing != Awaited {
+		// Not the message the saga waits on: a duplicate, a stale or a
+		// foreign entry.
+		return e.deadLetterOnly(ctx, m, dead, undoAlert(m, reason))
 	}
 	c := e.newCommit(m)
-	c.mode = st.Mode // an undecodable entry's mode is only a guess
+	c.ident = identity(m.Env.SagaMode, typ, id)
 	c.dead = dead
 	c.deadAlways = true
 	why := "dead-lettered " + m.Env.Type + ": " + reason
@@ -268,12 +274,30 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 	if err != nil {
 		return err
 	}
+	switch res.Code {
+	case Missing:
+		return e.missing(ctx, m.Partition, m.Env.SagaID, m, m.Group+"/"+m.Env.Type, "", dead)
+	case Rejected:
+		return e.deadLetterOnly(ctx, m, dead, nil)
+	}
 	e.Stats.DeadLettered.Add(1)
 	if res.Code == Applied {
 		e.opts.Logger.WarnContext(ctx, "saga aborted by a dead letter", "saga_id", st.SagaID,
 			"event_type", m.Env.Type, "group", m.Group, "status", c.status, "reason", reason)
 	}
 	return nil
+}
+
+// undoAlert is the alert for a dead-lettered undo command: the late effect
+// it was to compensate may be left in place, and only an operator can tell.
+func undoAlert(m *streams.Message, reason string) []any {
+	var cmd event.Command
+	if m.Env == nil || json.Unmarshal(m.Env.Data, &cmd) != nil || cmd.Phase != event.PhaseUndo {
+		return nil
+	}
+	return []any{"type", "undo.failed", "saga_id", m.Env.SagaID, "command", m.Env.Type,
+		"step", strconv.Itoa(cmd.Step), "source_stream", m.Stream, "source_id", m.ID,
+		"error", "the late effect of an abandoned step may be left in place: " + reason}
 }
 
 func (e *Engine) deadLetterOnly(ctx context.Context, m *streams.Message, dead, alert []any) error {
@@ -356,7 +380,8 @@ func rawRef(values map[string]any) (*event.Envelope, bool) {
 	if len(typ) > 64 {
 		typ = typ[:64]
 	}
-	return &event.Envelope{SagaID: id, SagaVersion: version, SagaMode: mode, Type: typ}, true
+	return &event.Envelope{SagaID: id, SagaVersion: version, SagaMode: mode, Type: typ,
+		EventID: str(event.FieldEventID), CausationID: str(event.FieldCausationID)}, true
 }
 
 // giveUp fills c for a saga that cannot wait for its live message any more.

@@ -27,6 +27,7 @@ var (
 	startScript      = streams.MustScript(luaFS, "lua/start.lua")
 	transitionScript = streams.MustScript(luaFS, "lua/transition.lua")
 	forwardScript    = streams.MustScript(luaFS, "lua/forward.lua")
+	missingScript    = streams.MustScript(luaFS, "lua/missing.lua")
 )
 
 // Sentinel errors.
@@ -69,7 +70,8 @@ type Options struct {
 // Stats count what the engine refused or diverted, for logs and metrics.
 type Stats struct {
 	Stale        atomic.Int64 // transitions refused by the version fence
-	Missing      atomic.Int64 // messages whose saga hash is gone
+	Rejected     atomic.Int64 // entries the saga never published, dead-lettered
+	Missing      atomic.Int64 // messages, deadlines and retries whose saga hash is gone
 	DeadLettered atomic.Int64 // entries moved to the dead-letter stream
 	Aborted      atomic.Int64 // sagas sent to compensation by a dead letter
 	Failed       atomic.Int64 // sagas that became FAILED
@@ -138,7 +140,7 @@ func (e *Engine) Keyspace() streams.Keyspace { return e.ks }
 // pipeline does not fall back to EVAL on NOSCRIPT, so this also runs after
 // Redis restarts without persistence (callers retry on NOSCRIPT).
 func (e *Engine) LoadScripts(ctx context.Context) error {
-	return streams.LoadScripts(ctx, e.rdb, startScript, transitionScript, forwardScript)
+	return streams.LoadScripts(ctx, e.rdb, startScript, transitionScript, forwardScript, missingScript)
 }
 
 // StartRequest is everything needed to start a saga.
@@ -230,19 +232,21 @@ func (e *Engine) Start(ctx context.Context, r StartRequest) (StartResult, error)
 	}
 	recordKey := e.ks.Saga(p, r.SagaID)
 	var record []any
+	ref := ""
 	if r.Record != nil {
 		recordKey = e.ks.Record(p, r.Record.Kind, r.Record.ID)
 		record = mapPairs(r.Record.Fields)
-		saga = append(saga, "record", r.Record.Kind+":"+r.Record.ID)
+		ref = r.Record.Kind + ":" + r.Record.ID
+		saga = append(saga, "record", ref)
 	}
 	keys := []string{idemKey, e.ks.Saga(p, r.SagaID), recordKey, e.ks.Stream(p, r.Event),
-		e.ks.Deadlines(p), e.ks.Index(p, event.StatusInProgress)}
+		e.ks.Deadlines(p), e.ks.Index(p, event.StatusInProgress), e.ks.Records(p)}
 	timeouts := strconv.FormatInt(e.opts.StepTimeout.Milliseconds(), 10)
 	if e.opts.SagaTimeout > 0 {
 		timeouts += ":" + strconv.FormatInt(e.opts.SagaTimeout.Milliseconds(), 10)
 	}
 	args := []any{fingerprint, int64(e.opts.IdempotencyTTL.Seconds()), timeouts,
-		r.SagaID, string(r.Answer), r.Event + "|" + env.EventID}
+		r.SagaID, string(r.Answer), r.Event + "|" + env.EventID, ref}
 	args = appendCounted(args, saga)
 	args = appendCounted(args, record)
 	args = appendCounted(args, env.Fields())

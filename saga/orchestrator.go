@@ -47,20 +47,25 @@ func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
 	}
 	st, err := e.Get(ctx, m.Env.SagaID)
 	if errors.Is(err, ErrNotFound) {
-		e.Stats.Missing.Add(1)
-		return e.Ack(ctx, m)
+		return e.SagaMissing(ctx, m, "the orchestrator")
 	}
 	if err != nil {
 		return err
 	}
-	def := e.defs[st.Type]
-	if st.Version != m.Env.SagaVersion {
+	// A reply is the saga's only if it answers the command the saga sent at
+	// that version: its causation is the command's id.
+	switch standing, why := standingOf(st, m.Env.SagaVersion, m.Env.SagaMode, r.Command, m.Env.CausationID, false); standing {
+	case Foreign:
+		return e.Reject(ctx, m, why)
+	case Late:
 		return e.staleReply(ctx, m, st, r)
 	}
-	if def == nil || r.Step < 0 || r.Step >= len(def.Steps) || r.Step >= len(st.Steps) {
-		return streams.Permanent(fmt.Errorf("reply for step %d of saga type %q", r.Step, st.Type))
+	def := e.defs[st.Type]
+	if def == nil || r.Step < 0 || r.Step >= len(def.Steps) || r.Step >= len(st.Steps) || !answers(def.Steps[r.Step], r) {
+		return e.Reject(ctx, m, fmt.Sprintf("a %s reply for step %d that command %s did not ask for", r.Phase, r.Step, r.Command))
 	}
 	c := e.newCommit(m)
+	c.ident = identity(m.Env.SagaMode, r.Command, m.Env.CausationID)
 	c.mode, c.sagaType = st.Mode, st.Type
 	// The saga can give up on this step (a sweeper's timeout) between the
 	// read above and the commit, which the fence then refuses. An effect
@@ -78,10 +83,16 @@ func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
 	if err != nil {
 		return err
 	}
+	switch res.Code {
+	case Rejected:
+		return e.Reject(ctx, m, res.Reason)
+	case Missing:
+		return e.SagaMissing(ctx, m, "the orchestrator")
+	}
 	if res.Code != Applied && effect {
 		now, err := e.Get(ctx, m.Env.SagaID)
 		if errors.Is(err, ErrNotFound) {
-			return e.Ack(ctx, m)
+			return e.SagaMissing(ctx, m, "the orchestrator")
 		}
 		if err != nil {
 			return err
@@ -96,12 +107,25 @@ func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
 	return nil
 }
 
+// answers reports whether r can answer a command of step s: the command
+// is the step's in r's phase.
+func answers(s Step, r event.ReplyData) bool {
+	switch r.Phase {
+	case event.PhaseExecute:
+		return r.Command == s.Execute
+	case event.PhaseCompensate:
+		return r.Command == s.Compensate && s.Compensate != ""
+	}
+	return false
+}
+
 // staleReply deals with a reply its saga has moved past: usually a
 // duplicate or a late reply, acknowledged; but an effect that landed after
 // the saga gave up on its step (a hanging step) is undone, once
 // (compensations are idempotent).
 func (e *Engine) staleReply(ctx context.Context, m *streams.Message, st *State, r event.ReplyData) error {
 	e.Stats.Stale.Add(1)
+	e.opts.Logger.DebugContext(ctx, "late reply", "saga_id", st.SagaID, "command", r.Command, "saga_version", st.Version)
 	def := e.defs[st.Type]
 	if r.Phase == event.PhaseExecute && r.OK && def != nil && r.Step >= 0 && r.Step < len(def.Steps) &&
 		abandoned(st, r.Step) && def.Steps[r.Step].Compensate != "" {
@@ -341,9 +365,12 @@ func (e *Engine) redrive(ctx context.Context, p int, member string) (bool, error
 	id, v, _ := strings.Cut(member, "|")
 	version, err := strconv.ParseInt(v, 10, 64)
 	st, gerr := e.Get(ctx, id)
-	if err != nil || errors.Is(gerr, ErrNotFound) || (gerr == nil && st.Version != version) {
-		// Malformed, expired, or the saga moved on since it was scheduled:
-		// the member is obsolete (a newer schedule has another member).
+	if err == nil && errors.Is(gerr, ErrNotFound) {
+		return false, e.missing(ctx, p, id, nil, "retry", member, nil)
+	}
+	if err != nil || (gerr == nil && st.Version != version) {
+		// Malformed, or the saga moved on since it was scheduled: the
+		// member is obsolete (a newer schedule has another member).
 		return false, e.rdb.ZRem(ctx, e.ks.Retries(p), member).Err()
 	}
 	if gerr != nil {
@@ -403,6 +430,17 @@ func everyPartition(ctx context.Context, e *Engine, interval, def time.Duration,
 // that may have taken effect.
 func (e *Engine) Retry(ctx context.Context, sagaID string) error {
 	st, err := e.Get(ctx, sagaID)
+	if errors.Is(err, ErrNotFound) {
+		// A saga the partition still lists as unfinished was lost: report it
+		// (an unknown id is only a 404).
+		p := e.ks.PartitionOf(sagaID)
+		if known, kerr := e.rdb.HExists(ctx, e.ks.Records(p), sagaID).Result(); kerr == nil && known {
+			if merr := e.missing(ctx, p, sagaID, nil, "a retry request", "", nil); merr != nil {
+				return merr
+			}
+		}
+		return ErrNotFound
+	}
 	if err != nil {
 		return err
 	}

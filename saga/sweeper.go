@@ -51,7 +51,7 @@ func (e *Engine) SweepDue(ctx context.Context, p int) (int, error) {
 func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 	st, err := e.Get(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		return false, e.rdb.ZRem(ctx, e.ks.Deadlines(p), id).Err()
+		return false, e.missing(ctx, p, id, nil, "deadline", "", nil)
 	}
 	if err != nil {
 		return false, err

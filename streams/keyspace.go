@@ -70,6 +70,15 @@ func (k Keyspace) Deadlines(p int) string { return k.base(p) + "deadlines" }
 // current command (a compensation's back-off).
 func (k Keyspace) Retries(p int) string { return k.base(p) + "retries" }
 
+// Records maps the ids of the partition's unfinished sagas to their
+// records ("<kind>:<id>"), so that a saga whose hash is lost can still mark
+// its record failed.
+func (k Keyspace) Records(p int) string { return k.base(p) + "records" }
+
+// Missing marks a saga whose hash was found gone, so that its loss is
+// alerted once.
+func (k Keyspace) Missing(p int, sagaID string) string { return k.base(p) + "missing:" + sagaID }
+
 // DeadLetter is the partition's dead-letter stream.
 func (k Keyspace) DeadLetter(p int) string { return k.base(p) + "deadletter" }
 

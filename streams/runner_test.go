@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -149,10 +150,17 @@ func TestRunnerReportsEntriesDeletedWhilePending(t *testing.T) {
 }
 
 // Shutdown does not wait on a BLOCK: a runner blocked in a 30 s read
-// returns at once, and the read delivers nothing to it while going away.
+// returns at once. An entry published while it goes away is either read
+// and handled before Run returns, or left unread for another consumer:
+// never delivered to the runner and left pending.
 func TestRunnerShutdownDoesNotWaitOnBlock(t *testing.T) {
-	rdb, reader, sub := setup(t)
+	rdb, _, sub := setup(t)
+	name := "blocked-" + redistest.Prefix()
+	reader := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.Port), ClientName: name})
+	t.Cleanup(func() { reader.Close() })
+	var handled atomic.Int64
 	h := streams.HandlerFunc(func(ctx context.Context, m *streams.Message) error {
+		handled.Add(1)
 		return rdb.XAck(ctx, m.Stream, m.Group, m.ID).Err()
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -161,9 +169,27 @@ func TestRunnerShutdownDoesNotWaitOnBlock(t *testing.T) {
 	})
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
-	time.Sleep(200 * time.Millisecond) // let it block
+	waitFor(t, "the runner's read to block", func() bool {
+		list, err := rdb.ClientList(context.Background()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(list, "\n") {
+			if strings.Contains(line, "name="+name+" ") && strings.Contains(line, "flags=b ") && strings.Contains(line, "cmd=xreadgroup") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := handled.Load(); n != 0 {
+		t.Fatalf("%d entries delivered while nothing was published", n)
+	}
 	began := time.Now()
 	cancel()
+	id, err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: sub.Streams[0], Values: validEntry("late")}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case err := <-done:
 		if err != nil {
@@ -175,6 +201,19 @@ func TestRunnerShutdownDoesNotWaitOnBlock(t *testing.T) {
 	if d := time.Since(began); d > 2*time.Second {
 		t.Errorf("shutdown took %s", d)
 	}
+	groups, err := rdb.XInfoGroups(context.Background(), sub.Streams[0]).Result()
+	if err != nil || len(groups) != 1 {
+		t.Fatalf("groups %v %v", groups, err)
+	}
+	g := groups[0]
+	if g.Pending != 0 {
+		t.Fatalf("%d entries left pending by a runner that went away", g.Pending)
+	}
+	read := g.LastDeliveredID == id
+	if read != (handled.Load() == 1) {
+		t.Fatalf("entry %s: last delivered %s, handled %d: delivered and not handled", id, g.LastDeliveredID, handled.Load())
+	}
+	t.Logf("the entry published during shutdown was read and handled: %v", read)
 }
 
 // WORKER_CONCURRENCY bounds the handlers running at once, and is used.

@@ -21,6 +21,9 @@ type acked struct {
 	OrderID string `json:"order_id"`
 	SagaID  string `json:"saga_id"`
 	Kind    string `json:"kind"`
+	// Items are what the harness sent: the checker computes totals and
+	// stock from them, not from what the product stored.
+	Items []event.Item `json:"items"`
 }
 
 // ledger records every acknowledged order, appended and fsynced to a file
@@ -152,7 +155,7 @@ func place(ctx context.Context, client *http.Client, apiURL, key string, i int, 
 				l.fail(fmt.Errorf("202 without an order: %s", b))
 				return
 			}
-			if err := l.add(acked{Key: key, OrderID: out.OrderID, SagaID: out.SagaID, Kind: kind}); err != nil {
+			if err := l.add(acked{Key: key, OrderID: out.OrderID, SagaID: out.SagaID, Kind: kind, Items: items}); err != nil {
 				l.fail(err)
 			}
 			return

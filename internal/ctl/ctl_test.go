@@ -170,3 +170,75 @@ func sagactl(t *testing.T, s *sagatest.System) {
 		t.Errorf("bad configuration: exit %d %s", code, errOut)
 	}
 }
+
+// `sagactl dlq replay` after the identity fence: a replayed dead letter of
+// the message its saga waits for is accepted and the saga goes on; a
+// replayed earlier message of the saga is acknowledged and changes nothing;
+// a replayed entry the saga never published is dead-lettered again, with an
+// entry.rejected alert.
+func TestDLQReplayAndTheFence(t *testing.T) {
+	s := sagatest.New(t, srv, nil)
+	s.StartAPI(nil)
+	s.StartWorker(map[string]string{"WORKER_SERVICES": "order,payment,inventory"})
+	s.SetStock("sku-a", 10)
+	o, err := s.PlaceOrder("c", sagatest.I("sku-a", 1, 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Want = sagatest.Completed
+	ctx := context.Background()
+	sagatest.WaitFor(t, "the saga to wait for shipping", 10*time.Second, func() bool {
+		return s.RDB.XLen(ctx, s.KS.Stream(0, event.StockReserved)).Val() == 1
+	})
+	// The awaited stock.reserved reaches the dead letters without its saga
+	// giving up on it (as an operator's tool or an old worker might leave
+	// it): shipping reads and acknowledges it, and it is filed by hand.
+	deadLetter := func(stream string, values map[string]any) string {
+		t.Helper()
+		fields := map[string]any{"group": event.ServiceShipping, "error": "filed by the test", "deliveries": "5",
+			"source_stream": stream, "source_id": "0-1"}
+		for k, v := range values {
+			fields[k] = v
+		}
+		id, err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.DeadLetter(0), Values: fields}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	reserved := s.KS.Stream(0, event.StockReserved)
+	got, err := s.RDB.XReadGroup(ctx, &redis.XReadGroupArgs{Group: event.ServiceShipping, Consumer: "gone", Streams: []string{reserved, ">"}}).Result()
+	if err != nil || len(got[0].Messages) != 1 {
+		t.Fatalf("read stock.reserved: %v %v", got, err)
+	}
+	awaited := got[0].Messages[0]
+	s.RDB.XAck(ctx, reserved, event.ServiceShipping, awaited.ID)
+	created, _ := s.RDB.XRange(ctx, s.KS.Stream(0, event.OrderCreated), "-", "+").Result()
+	forged := map[string]any{}
+	for k, v := range awaited.Values {
+		forged[k] = v
+	}
+	forged[event.FieldEventID] = "0192a000-0000-7000-8000-00000000f00d"
+	earlier := deadLetter(s.KS.Stream(0, event.OrderCreated), created[0].Values)
+	fake := deadLetter(reserved, forged)
+	current := deadLetter(reserved, awaited.Values)
+
+	s.StartWorker(nil) // shipping runs from now on
+	for _, id := range []string{earlier, fake, current} {
+		if code, _, errOut := run(t, s, "dlq", "replay", id); code != 0 {
+			t.Fatalf("dlq replay %s: %d %s", id, code, errOut)
+		}
+	}
+	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+	s.WaitAtRest(5 * time.Second)
+	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
+	dead, _ := s.Checker.Entries(ctx, "deadletter")
+	alerts, _ := s.Checker.Entries(ctx, "alerts")
+	if len(dead) != 1 || dead[0].Values[event.FieldEventID] != forged[event.FieldEventID] ||
+		!strings.HasPrefix(dead[0].Values["error"].(string), "rejected: ") {
+		t.Fatalf("dead letters after the replays %v: want only the forged one, rejected again", dead)
+	}
+	if len(alerts) != 1 || alerts[0].Values["type"] != "entry.rejected" {
+		t.Fatalf("alerts %v: want one entry.rejected", alerts)
+	}
+}

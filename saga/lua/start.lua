@@ -8,13 +8,16 @@
 -- KEYS[4] stream of the first event
 -- KEYS[5] deadlines sorted set
 -- KEYS[6] IN_PROGRESS status index
+-- KEYS[7] record references (hash: saga id → "<kind>:<id>" of its record,
+--         so that a saga whose hash is lost can still fail its record)
 -- ARGV[1] request fingerprint ('' when the request has no Idempotency-Key)
 -- ARGV[2] idempotency record TTL, seconds
 -- ARGV[3] step timeout, ms, optionally ":<saga timeout, ms>"
 -- ARGV[4] saga id
 -- ARGV[5] answer to remember under the key
 -- ARGV[6] history entry of the first event, "<type>|<event id>"
--- ARGV[7] number of saga field/value pairs, then the pairs,
+-- ARGV[7] the record's reference "<kind>:<id>" ('' when there is none)
+-- ARGV[8] number of saga field/value pairs, then the pairs,
 --         then the number of record pairs and the pairs,
 --         then the number of event pairs and the pairs
 -- Returns {'OK', answer}, {'DUP', first answer} or {'MISMATCH', first answer}
@@ -41,7 +44,7 @@ local function pairs_at(i)
   end
   return out, i + 2 * n + 1
 end
-local saga, i = pairs_at(7)
+local saga, i = pairs_at(8)
 local record, j = pairs_at(i)
 local ev = pairs_at(j)
 
@@ -62,6 +65,9 @@ redis.call('HSET', KEYS[2], 'version', 1, 'created_at', now, 'updated_at', now,
 if #record > 0 then
   redis.call('HSET', KEYS[3], unpack(record))
   redis.call('HSET', KEYS[3], 'created_at', now, 'updated_at', now)
+end
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[7], ARGV[4], ARGV[7])
 end
 redis.call('XADD', KEYS[4], '*', unpack(ev))
 redis.call('ZADD', KEYS[5], deadline, ARGV[4])

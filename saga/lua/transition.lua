@@ -2,10 +2,16 @@
 -- command, the deadline, the status index, the saga's record, a dead-letter
 -- or alert entry, and the XACK of the consumed entry.
 --
--- The transition is fenced on the saga's version: it applies only while the
--- hash still has the version the consumed message was published at. A
--- duplicate, a stale redelivery or a zombie worker finds the version moved on
--- and gets STALE: its entry is acknowledged and nothing else is written.
+-- The transition is fenced on the saga's version and on the identity of
+-- the message it consumes: it applies only while the hash still has the
+-- version the message was published at, and only if the saga recorded that
+-- very message (its type and id, h.<version>) when it published at that
+-- version. A duplicate, a stale redelivery or a zombie worker finds the
+-- version moved on and gets STALE: its entry is acknowledged and nothing
+-- else is written. A message the saga never published (a forgery, a replay
+-- of the wrong entry, the wrong style) or a transition of a finished saga
+-- gets REJECTED: nothing is written, the entry stays pending, and the
+-- caller dead-letters it with an alert.
 --
 -- KEYS[1] saga hash
 -- KEYS[2] consumed stream
@@ -18,6 +24,8 @@
 --             COMPENSATED, FAILED
 -- KEYS[13] retries sorted set (saga ids scored by when to re-send their
 --          current command)
+-- KEYS[14] record references (hash: saga id → "<kind>:<id>" of its record,
+--          kept while the saga is not finished)
 -- ARGV[1] group
 -- ARGV[2] consumed entry id ('' = nothing to acknowledge)
 -- ARGV[3] expected saga version
@@ -25,9 +33,11 @@
 -- ARGV[5] step timeout, ms; 0 clears the deadline
 -- ARGV[6] retention, seconds; > 0 makes the hash and record expire
 -- ARGV[7] history entry "<type>|<id>" ('' = none)
--- ARGV[8] flags: 'd' write the dead-letter entry even when the fence
---         refuses; 'k' keep the consumed entry pending when the fence
---         refuses (the caller has more to do before acknowledging it)
+-- ARGV[8] flags: 'd' write the dead-letter entry even when the saga has
+--         moved on (STALE); 'k' keep the consumed entry pending on STALE
+--         (the caller has more to do before acknowledging it). MISSING and
+--         REJECTED never write or acknowledge anything: the caller
+--         dead-letters the entry with an alert.
 -- ARGV[9] retry: '' nothing; 'schedule:<ms>' re-send the current command
 --         after <ms> (member "<saga id>|<new version>" in KEYS[13]);
 --         'due:<member>' this is that re-send: refused (NOTDUE) unless the
@@ -37,11 +47,16 @@
 --         sweeper acting on a passed deadline: refused (NOTDUE) unless the
 --         saga's deadline has passed by Redis time, so that a sweeper that
 --         read an older due list does not act on a fresh deadline.
--- ARGV[10] number of saga field/value pairs, then the pairs, then likewise
+-- ARGV[10] identity of the consumed message, "<mode>|<type>|<id>" ('' when
+--         the transition consumes none): it must equal what the saga
+--         recorded at version ARGV[3]. An orchestration reply names its
+--         command's type and id; '*' as the type matches any.
+-- ARGV[11] number of saga field/value pairs, then the pairs, then likewise
 --         the event's, the record's, the dead-letter entry's and the
 --         alert's pairs
 -- Returns {code, version}: 'OK' with the new version, 'STALE' with the
--- current one, 'MISSING' with 0 when there is no saga hash, 'NOTDUE'.
+-- current one, 'MISSING' with 0 when there is no saga hash, 'NOTDUE',
+-- 'REJECTED' with the current version and a reason.
 
 local function pairs_at(i)
   local n = tonumber(ARGV[i])
@@ -51,7 +66,7 @@ local function pairs_at(i)
   end
   return out, i + 2 * n + 1
 end
-local saga, i = pairs_at(10)
+local saga, i = pairs_at(11)
 local ev, j = pairs_at(i)
 local record, k = pairs_at(j)
 local dead, l = pairs_at(k)
@@ -76,15 +91,22 @@ local function refused_ack()
   end
 end
 
-local cur = redis.call('HMGET', KEYS[1], 'version', 'status', 'saga_id', 'saga_deadline_at')
+local cur = redis.call('HMGET', KEYS[1], 'version', 'status', 'saga_id', 'saga_deadline_at', 'mode', 'h.' .. ARGV[3])
 if not cur[1] then
-  if string.find(ARGV[8], 'd', 1, true) and #dead > 0 then
-    redis.call('XADD', KEYS[6], '*', unpack(dead))
-  end
-  refused_ack()
+  -- Nothing is written: the caller dead-letters the entry and alerts.
   return {'MISSING', 0}
 end
 local version = tonumber(cur[1])
+if ARGV[10] ~= '' then
+  local mode, typ, id = string.match(ARGV[10], '^([^|]*)|([^|]*)|(.*)$')
+  local rtyp, rid = string.match(cur[6] or '', '^%d+|([^|]*)|(.*)$')
+  if mode ~= cur[5] or rid ~= id or (typ ~= '*' and rtyp ~= typ) then
+    return {'REJECTED', version, 'not the message the saga published at version ' .. ARGV[3]}
+  end
+  if version == tonumber(ARGV[3]) and (cur[2] == 'COMPLETED' or cur[2] == 'COMPENSATED') then
+    return {'REJECTED', version, 'a transition of a finished (' .. cur[2] .. ') saga'}
+  end
+end
 if version ~= tonumber(ARGV[3]) then
   if string.find(ARGV[8], 'd', 1, true) and #dead > 0 then
     redis.call('XADD', KEYS[6], '*', unpack(dead))
@@ -172,6 +194,10 @@ if status_to ~= '' and status_to ~= cur[2] then
     redis.call('ZREM', KEYS[indexes[cur[2]]], saga_id)
   end
   redis.call('ZADD', KEYS[indexes[status_to]], now, saga_id)
+end
+
+if status_to == 'COMPLETED' or status_to == 'COMPENSATED' then
+  redis.call('HDEL', KEYS[14], saga_id)
 end
 
 local retention = tonumber(ARGV[6])

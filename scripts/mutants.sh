@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Seeded bugs: applies each deliberate bug below to a temporary copy of the
+# tree and runs the tests there; every bug must make them fail ("killed").
+# A bug the tests survive is a hole in the safety net.
+#
+#   scripts/mutants.sh                  # all mutants, the saga packages' tests
+#   PKGS=./... scripts/mutants.sh       # the whole suite (slower)
+#   scripts/mutants.sh fence-skipped    # one mutant by name
+#
+# Each mutant is a literal text replacement that must match exactly once,
+# so a mutant that no longer applies (the code moved) fails loudly instead
+# of passing as "killed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PKGS=${PKGS:-"./saga/ ./handlers/ ./streams/ ./internal/ctl/"}
+
+# name@@file@@text to find@@replacement; lines of one name are one mutant
+mutants=(
+  "fence-skipped@@saga/lua/transition.lua@@if version ~= tonumber(ARGV[3]) then@@if false then"
+  "xack-dropped@@saga/lua/transition.lua@@    redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])@@    -- XACK dropped"
+  "refund-twice@@handlers/lua/refund.lua@@if f[2] then@@if false then"
+  "release-forgotten@@handlers/lua/release.lua@@      redis.call('HINCRBY', KEYS[1], sku, rec[i + 1])@@      -- release forgotten"
+  "barrier-ignored@@handlers/lua/charge.lua@@if f[2] then@@if false then"
+  "deadline-never-set@@saga/lua/transition.lua@@  redis.call('ZADD', KEYS[3], deadline, saga_id)@@  -- deadline never set"
+  "identity-skipped@@saga/lua/transition.lua@@if mode ~= cur[5] or rid ~= id or (typ ~= '*' and rtyp ~= typ) then@@if false then"
+  "identity-skipped@@saga/fence.go@@if h.id == \"\" || h.id != id || (typ != \"*\" && h.typ != typ) {@@if false && (h.id == \"\" || h.id != id || (typ != \"*\" && h.typ != typ)) {"
+  "identity-skipped-in-commit@@saga/lua/transition.lua@@if mode ~= cur[5] or rid ~= id or (typ ~= '*' and rtyp ~= typ) then@@if false then"
+  "identity-skipped-before-effect@@saga/fence.go@@if h.id == \"\" || h.id != id || (typ != \"*\" && h.typ != typ) {@@if false && (h.id == \"\" || h.id != id || (typ != \"*\" && h.typ != typ)) {"
+  "late-effect-kept@@handlers/services.go@@		if gone {@@		if gone && false {"
+)
+
+only=${1:-}
+src=$(pwd)
+results=()
+status=0
+names=()
+for m in "${mutants[@]}"; do
+  n=${m%%@@*}
+  [[ " ${names[*]} " == *" $n "* ]] || names+=("$n")
+done
+for name in "${names[@]}"; do
+  [ -n "$only" ] && [ "$only" != "$name" ] && continue
+  tmp=$(mktemp -d)
+  git ls-files -z | (cd "$src" && xargs -0 cp --parents -t "$tmp")
+  applied=1
+  files=()
+  for m in "${mutants[@]}"; do
+    n=${m%%@@*}; rest=${m#*@@}
+    file=${rest%%@@*}; rest=${rest#*@@}
+    find=${rest%%@@*}; replace=${rest#*@@}
+    [ "$n" = "$name" ] || continue
+    count=$(FIND="$find" perl -0ne '$n = () = /\Q$ENV{FIND}\E/g; print $n' "$tmp/$file")
+    if [ "$count" != "1" ]; then
+      results+=("$name: DID NOT APPLY ($count matches of the text in $file)")
+      applied=0
+      break
+    fi
+    FIND="$find" REPL="$replace" perl -0pi -e 's/\Q$ENV{FIND}\E/$ENV{REPL}/' "$tmp/$file"
+    files+=("$file")
+  done
+  if [ $applied = 0 ]; then
+    status=1
+    rm -rf "$tmp"
+    continue
+  fi
+  echo "== $name: ${files[*]}"
+  log="$tmp.log"
+  # A mutant that does not compile proves nothing about the tests.
+  if ! (cd "$tmp" && go vet $PKGS) >"$log" 2>&1; then
+    results+=("$name: DOES NOT COMPILE: $(grep -m1 -v '^#' "$log")")
+    status=1
+    rm -rf "$tmp" "$log"
+    continue
+  fi
+  began=$(date +%s)
+  if (cd "$tmp" && go test -count=1 -failfast $PKGS) >"$log" 2>&1; then
+    results+=("$name: SURVIVED (the tests passed with the bug) in $(( $(date +%s) - began ))s")
+    status=1
+  else
+    first=$(grep -m1 -E '^\s*--- FAIL' "$log" | sed 's/^ *//')
+    results+=("$name: killed by ${first:-a build or test failure} in $(( $(date +%s) - began ))s")
+  fi
+  rm -rf "$tmp" "$log"
+done
+echo
+printf '%s\n' "${results[@]}"
+exit $status
