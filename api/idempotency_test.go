@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/redistest"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
 )
@@ -19,7 +19,7 @@ func createdEvents(t *testing.T, s *sagatest.System) int64 {
 	t.Helper()
 	var n int64
 	for p := range s.KS.Partitions {
-		l, err := s.RDB.XLen(context.Background(), s.KS.Stream(p, event.OrderCreated)).Result()
+		l, err := s.RDB.XLen(context.Background(), s.KS.Stream(p, handlers.OrderCreated)).Result()
 		if err != nil {
 			t.Fatal(err)
 		}

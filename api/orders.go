@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
 )
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -62,10 +62,10 @@ func (o *orderRequest) validate() *requestError {
 	return nil
 }
 
-func (o *orderRequest) items() []event.Item {
-	out := make([]event.Item, len(o.Items))
+func (o *orderRequest) items() []handlers.Item {
+	out := make([]handlers.Item, len(o.Items))
 	for i, it := range o.Items {
-		out[i] = event.Item{SKU: it.SKU, Quantity: it.Quantity, UnitPriceCents: it.UnitPriceCents}
+		out[i] = handlers.Item{SKU: it.SKU, Quantity: it.Quantity, UnitPriceCents: it.UnitPriceCents}
 	}
 	return out
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/streamsaga/streamsaga/config"
-	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/wiring"
 	"github.com/streamsaga/streamsaga/metrics"
 	"github.com/streamsaga/streamsaga/streams"
@@ -34,24 +33,23 @@ func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.L
 		return err
 	}
 	defer rdb.Close()
-	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
 	m := metrics.New()
-	engine, err := wiring.Engine(rdb, cfg, log, m.SagaStatus)
+	product, err := wiring.New(rdb, cfg, log, m.SagaStatus)
 	if err != nil {
 		return err
 	}
+	engine := product.Engine
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if err := engine.LoadScripts(lctx); err != nil {
 		// Scripts also load on first use (EVALSHA falls back to EVAL).
 		log.WarnContext(ctx, "redis not reachable at start; serving 503 until it is", "err", err)
 	}
 	cancel()
-	opts := handlers.Options{RecordTTL: cfg.SagaRetention}
-	events, operator := wiring.Streams(cfg)
+	events, operator := wiring.Streams(engine)
 	all := append(append([]string{}, events...), operator...)
 	m.Pool("api", rdb)
 	m.Streams(rdb, all)
-	a := New(rdb, engine, handlers.NewOrders(rdb, engine, cfg.Mode), handlers.NewInventory(rdb, ks, opts), log)
+	a := New(rdb, engine, product.Orders, product.Services.Inventory(), log)
 	a.Metrics = m.Handler()
 	a.UI = NewUI(rdb, engine, all)
 	srv := NewServer(cfg.HTTPAddr, a.Handler())

@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/saga"
 )
@@ -158,7 +157,7 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/orders/"+placed.OrderID)
 	writeJSON(w, http.StatusAccepted, map[string]string{
-		"order_id": placed.OrderID, "saga_id": placed.SagaID, "status": event.OrderStatusPending,
+		"order_id": placed.OrderID, "saga_id": placed.SagaID, "status": handlers.OrderStatusPending,
 	})
 }
 
@@ -224,7 +223,7 @@ func (a *API) retrySaga(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, r, err)
 	default:
 		w.Header().Set("Location", "/sagas/"+id)
-		writeJSON(w, http.StatusAccepted, map[string]string{"saga_id": id, "status": event.StatusCompensating})
+		writeJSON(w, http.StatusAccepted, map[string]string{"saga_id": id, "status": saga.StatusCompensating})
 	}
 }
 
@@ -232,9 +231,9 @@ func (a *API) retrySaga(w http.ResponseWriter, r *http.Request) {
 // all of them when empty; ok is false for an unknown status.
 func statusFilter(status string) ([]string, bool) {
 	if status == "" {
-		return event.SagaStatuses, true
+		return saga.Statuses, true
 	}
-	if slices.Contains(event.SagaStatuses, status) {
+	if slices.Contains(saga.Statuses, status) {
 		return []string{status}, true
 	}
 	return nil, false
@@ -244,7 +243,7 @@ func (a *API) listSagas(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	statuses, ok := statusFilter(q.Get("status"))
 	if !ok {
-		writeRequestError(w, badRequest("invalid_status", "status", "status must be one of "+strings.Join(event.SagaStatuses, ", ")))
+		writeRequestError(w, badRequest("invalid_status", "status", "status must be one of "+strings.Join(saga.Statuses, ", ")))
 		return
 	}
 	limit := 50

@@ -13,7 +13,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/saga"
 	"github.com/streamsaga/streamsaga/streams"
 )
@@ -64,13 +63,13 @@ func (u *UI) index(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_status", "unknown status")
 		return
 	}
-	ks := u.engine.Keyspace()
+	ks := u.engine.Keys()
 	type count struct {
 		Status string
 		N      int64
 	}
 	var counts []count
-	for _, s := range event.SagaStatuses {
+	for _, s := range saga.Statuses {
 		var n int64
 		for p := range ks.Partitions {
 			n += u.rdb.ZCard(ctx, ks.Index(p, s)).Val()
@@ -198,7 +197,7 @@ func shortDuration(d time.Duration) string {
 }
 
 func (u *UI) page(title string) uiPage {
-	return uiPage{Title: title, Statuses: event.SagaStatuses, Now: time.Now().UTC().Format(time.RFC3339)}
+	return uiPage{Title: title, Statuses: saga.Statuses, Now: time.Now().UTC().Format(time.RFC3339)}
 }
 
 func (u *UI) render(w http.ResponseWriter, name string, data any) {

@@ -10,7 +10,6 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 
 	"github.com/streamsaga/streamsaga/event"
 )
+
+var serviceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // ErrInvalid wraps every configuration error, so callers can exit with
 // status 2 on it.
@@ -51,8 +52,10 @@ type Config struct {
 	// MetricsAddr is where a worker serves /metrics; empty: not served.
 	// Default empty (the API always serves /metrics on HTTP_ADDR).
 	MetricsAddr string `env:"WORKER_METRICS_ADDR" envDefault:""`
-	// Services are the services a worker runs. Default all.
-	Services []string `env:"WORKER_SERVICES" envDefault:"order,payment,inventory,shipping,orchestrator" envSeparator:","`
+	// Services are the services (consumer groups) a worker runs: "all"
+	// (the default) or a comma list, checked against the services its saga
+	// types declare, and "orchestrator".
+	Services []string `env:"WORKER_SERVICES" envDefault:"all" envSeparator:","`
 	// Concurrency bounds the entries one worker handles at once. Default 64.
 	Concurrency int `env:"WORKER_CONCURRENCY" envDefault:"64"`
 	// ReadCount is the XREADGROUP COUNT of one read. Default 64.
@@ -193,8 +196,8 @@ func (c *Config) Validate() error {
 	}
 	for i, s := range c.Services {
 		c.Services[i] = strings.TrimSpace(s)
-		if !slices.Contains(event.Services, c.Services[i]) {
-			bad("WORKER_SERVICES", "unknown service %q (known: %s)", c.Services[i], strings.Join(event.Services, ","))
+		if !serviceRE.MatchString(c.Services[i]) {
+			bad("WORKER_SERVICES", "%q is not a service name (the worker checks it against its sagas' services)", c.Services[i])
 		}
 	}
 	positive := func(name string, v int, max int) {

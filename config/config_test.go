@@ -13,7 +13,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.RedisURL != "redis://localhost:6379/0" || c.Prefix != "saga" || c.Partitions != 1 || c.Mode != "choreography" ||
-		c.HTTPAddr != ":8080" || len(c.Services) != 5 || c.StepTimeout != 30*time.Second || c.SagaRetention != 168*time.Hour ||
+		c.HTTPAddr != ":8080" || len(c.Services) != 1 || c.Services[0] != "all" || c.StepTimeout != 30*time.Second || c.SagaRetention != 168*time.Hour ||
 		c.PaymentLimitCents != 100000 || c.ShippingMaxUnits != 1000 {
 		t.Fatalf("defaults: %+v", c)
 	}
@@ -28,7 +28,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		t.Fatalf("parse errors: %v", err)
 	}
 	_, err = LoadFrom(map[string]string{
-		"WORKER_SERVICES": "payment, shipping ,nope", "SHIPPING_FAILURE_RATE": "-0.1", "MAX_DELIVERIES": "0",
+		"WORKER_SERVICES": "payment, shipping ,no pe", "SHIPPING_FAILURE_RATE": "-0.1", "MAX_DELIVERIES": "0",
 	})
 	for _, name := range []string{"WORKER_SERVICES", "SHIPPING_FAILURE_RATE", "MAX_DELIVERIES"} {
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), name) {

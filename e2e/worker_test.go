@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
 )
 
@@ -104,11 +103,18 @@ func workerSIGKILLUnderLoadOn(t *testing.T, s *sagatest.System) {
 	survivor := start(t, "worker", env)
 	victim.waitFor(t, "worker started")
 	survivor.waitFor(t, "worker started")
+	// The victim is killed while it holds entries it read and has not
+	// acknowledged: polled, not timed, so a fast machine cannot make the
+	// test exercise nothing.
 	var killedWithPending int64
 	placed, want := placeLoad(t, s, 240, func() {
-		time.Sleep(100 * time.Millisecond)
-		victim.signal(syscall.SIGKILL)
-		killedWithPending = pendingOf(t, s, victim.cmd.Process.Pid)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			if n := pendingOf(t, s, victim.cmd.Process.Pid); n > 0 {
+				victim.signal(syscall.SIGKILL)
+				killedWithPending = n
+				return
+			}
+		}
 	})
 	if code := victim.wait(5 * time.Second); code != -1 && victim.cmd.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("victim exited %d, not by SIGKILL", code)
@@ -174,7 +180,7 @@ func pendingOf(t *testing.T, s *sagatest.System, pid int) int64 {
 	tag := fmt.Sprintf("-%d-", pid)
 	var n int64
 	for part := range s.KS.Partitions {
-		for _, typ := range handlers.Streams() {
+		for _, typ := range s.Product.Engine.MessageTypes() {
 			stream := s.KS.Stream(part, typ)
 			groups, err := s.RDB.XInfoGroups(ctx, stream).Result()
 			if err != nil {

@@ -1,7 +1,8 @@
-// Package event is the vocabulary of streamsaga: event and command type names,
-// the flat stream-entry envelope and the order domain's payloads.
+// Package event is the wire vocabulary of streamsaga: the flat stream-entry
+// envelope every message travels in, its field names and its decoding.
 //
 // It is the leaf of the dependency graph and imports only the standard
-// library. An event's type string is a wire contract: it names the stream the
-// event travels on, so renaming one is a data migration, not a refactor.
+// library. It knows nothing of any saga type: a message's type string names
+// the stream it travels on, so renaming one is a data migration, and the
+// saga types that declare them own those names.
 package event

@@ -16,7 +16,7 @@ func fieldsMap(e *Envelope) map[string]any {
 }
 
 func TestEnvelopeRoundTrip(t *testing.T) {
-	in := &Envelope{EventID: "e1", Type: OrderCreated, SagaID: "s1", SagaMode: ModeChoreography, SagaVersion: 7,
+	in := &Envelope{EventID: "e1", Type: "order.created", SagaID: "s1", SagaMode: ModeChoreography, SagaVersion: 7,
 		CausationID: "c0", OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Data: []byte(`{"a":1}`)}
 	out, err := Decode(fieldsMap(in))
 	if err != nil {

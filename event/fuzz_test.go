@@ -11,7 +11,7 @@ import (
 // same fields, or is refused as malformed (it then goes to the dead
 // letters); nothing panics.
 func FuzzDecodeEntry(f *testing.F) {
-	f.Add("e-1", event.OrderCreated, "s-1", event.ModeChoreography, "1", "", "2026-01-02T03:04:05.000000006Z", `{"order":{}}`, true)
+	f.Add("e-1", "order.created", "s-1", event.ModeChoreography, "1", "", "2026-01-02T03:04:05.000000006Z", `{"order":{}}`, true)
 	f.Add("", "", "", "", "", "", "", "", false)
 	f.Add("e", "t", "s", event.ModeOrchestration, "-1", "c", "yesterday", "[1]", true)
 	f.Add("e", "t", "s", "sideways", "99999999999999999999", "c", "2026-01-02T03:04:05Z", `{"a":`, true)

@@ -11,7 +11,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
+	"github.com/streamsaga/streamsaga/saga"
 )
 
 func deadLetters(t *testing.T, s *sagatest.System) []redis.XMessage {
@@ -32,7 +34,7 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 	s.StartWorker(nil)
 	s.SetStock("sku-a", 100)
 	ctx := context.Background()
-	stream := s.KS.Stream(0, event.OrderCreated)
+	stream := s.KS.Stream(0, handlers.OrderCreated)
 	poison := []map[string]any{
 		{"garbage": "x"},
 		{"event_id": "e1", "type": "order.created", "saga_id": "s1", "saga_mode": "choreography",
@@ -60,7 +62,7 @@ func TestMalformedEntriesAreDeadLettered(t *testing.T) {
 		t.Fatalf("%d dead letters, want %d: %v", len(dl), len(poison), dl)
 	}
 	for _, m := range dl {
-		if m.Values["group"] != event.ServicePayment || m.Values["source_stream"] != stream || m.Values["error"] == "" {
+		if m.Values["group"] != handlers.ServicePayment || m.Values["source_stream"] != stream || m.Values["error"] == "" {
 			t.Errorf("dead letter %v lacks group, source or error", m.Values)
 		}
 	}
@@ -89,7 +91,7 @@ func TestPoisonEntryCompensatesItsSaga(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	stream := s.KS.Stream(0, event.OrderCreated)
+	stream := s.KS.Stream(0, handlers.OrderCreated)
 	msgs, err := s.RDB.XRange(ctx, stream, "-", "+").Result()
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("order.created: %v %v", msgs, err)
@@ -111,10 +113,11 @@ func TestPoisonEntryCompensatesItsSaga(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered order.created") {
+	if st.Status != saga.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered order.created") {
 		t.Errorf("saga %s (%s), want COMPENSATED by the dead letter", st.Status, st.Reason)
 	}
-	if st.Steps[1].Status != event.StepCompensated || st.Steps[2].Status != event.StepPending {
+	// The charge never took effect: its step stays FAILED (a null refund).
+	if st.Steps[1].Status != saga.StepFailed || st.Steps[2].Status != saga.StepPending {
 		t.Errorf("steps %+v", st.Steps)
 	}
 	l, _ := s.Product.Gateway.Ledger(ctx, o.SagaID)
@@ -150,7 +153,7 @@ func TestFailingCompensationEndsFailedWithAlert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Status != event.OrderStatusFailed {
+	if v.Status != handlers.OrderStatusFailed {
 		t.Fatalf("order %s, want FAILED", v.Status)
 	}
 	alerts, err := s.RDB.XRange(ctx, s.KS.Alerts(0), "-", "+").Result()
@@ -158,10 +161,10 @@ func TestFailingCompensationEndsFailedWithAlert(t *testing.T) {
 		t.Fatalf("alerts %v %v", alerts, err)
 	}
 	dl := deadLetters(t, s)
-	if len(dl) != 2 || dl[0].Values["type"] != event.OrderCreated || dl[1].Values["type"] != event.StockInsufficient {
+	if len(dl) != 2 || dl[0].Values["type"] != handlers.OrderCreated || dl[1].Values["type"] != handlers.StockInsufficient {
 		t.Errorf("dead letters %v, want order.created then its compensation", dl)
 	}
-	failed, err := s.Product.Engine.List(ctx, []string{event.StatusFailed}, 10)
+	failed, err := s.Product.Engine.List(ctx, []string{saga.StatusFailed}, 10)
 	if err != nil || len(failed) != 1 || failed[0].SagaID != o.SagaID {
 		t.Errorf("FAILED index: %v %v", failed, err)
 	}
@@ -175,13 +178,13 @@ func TestFailingCompensationEndsFailedWithAlert(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		v, _ = s.Product.Orders.Get(ctx, o.OrderID)
-		if v.Status == event.OrderStatusCancelled || time.Now().After(deadline) {
+		if v.Status == handlers.OrderStatusCancelled || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	st, _ := s.Product.Engine.Get(ctx, o.SagaID)
-	if v.Status != event.OrderStatusCancelled || st.Status != event.StatusCompensated {
+	if v.Status != handlers.OrderStatusCancelled || st.Status != saga.StatusCompensated {
 		t.Fatalf("after retry: order %s, saga %s", v.Status, st.Status)
 	}
 	s.WaitAtRest(5 * time.Second)
@@ -201,7 +204,7 @@ func TestHugePoisonEntryIsDeadLetteredBounded(t *testing.T) {
 		values[fmt.Sprintf("f%05d", i)] = strings.Repeat("x", 10)
 	}
 	values["big"] = strings.Repeat("y", 1<<20)
-	if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.Stream(0, event.OrderCreated), Values: values}).Err(); err != nil {
+	if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.Stream(0, handlers.OrderCreated), Values: values}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	s.SetStock("sku-a", 5)
@@ -227,7 +230,7 @@ func TestUndecodableLiveEntryAndLostEntry(t *testing.T) {
 	stopFirst := s.StartWorker(map[string]string{"WORKER_SERVICES": "order,inventory,shipping"})
 	s.SetStock("sku-a", 10)
 	ctx := context.Background()
-	stream := s.KS.Stream(0, event.OrderCreated)
+	stream := s.KS.Stream(0, handlers.OrderCreated)
 	var placed []sagatest.Placed
 	for range 2 {
 		o, err := s.PlaceOrder("c-1", sagatest.I("sku-a", 1, 100))
@@ -246,7 +249,7 @@ func TestUndecodableLiveEntryAndLostEntry(t *testing.T) {
 	s.RDB.XDel(ctx, stream, msgs[0].ID)
 	s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: v})
 	// The second's is read by a consumer that dies, then trimmed away.
-	if err := s.RDB.XReadGroup(ctx, &redis.XReadGroupArgs{Group: event.ServicePayment, Consumer: "dead", Streams: []string{stream, ">"}, Count: 1}).Err(); err != nil {
+	if err := s.RDB.XReadGroup(ctx, &redis.XReadGroupArgs{Group: handlers.ServicePayment, Consumer: "dead", Streams: []string{stream, ">"}, Count: 1}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	s.RDB.XDel(ctx, stream, msgs[1].ID)
@@ -254,7 +257,7 @@ func TestUndecodableLiveEntryAndLostEntry(t *testing.T) {
 	s.StartWorker(nil)
 	s.WaitFinished(placed[:1], 10*time.Second)
 	st, _ := s.Product.Engine.Get(ctx, placed[0].SagaID)
-	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered") {
+	if st.Status != saga.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered") {
 		t.Errorf("saga with an undecodable live event: %s %q", st.Status, st.Reason)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -269,4 +272,54 @@ func TestUndecodableLiveEntryAndLostEntry(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	s.WaitAtRest(5 * time.Second)
+}
+
+// The shipment's message is dead-lettered before any shipment exists: its
+// compensation (cancel the shipment) runs first, as for any step whose
+// outcome is unknown, and must write nothing — no cancellation counted, no
+// "cancelled" record — before the steps before it are compensated.
+func TestDeadLetteredShipmentIsANullCancel(t *testing.T) {
+	for _, mode := range []string{event.ModeChoreography, event.ModeOrchestration} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			s := sagatest.New(t, srv, map[string]string{"SAGA_MODE": mode})
+			s.StartAPI(nil)
+			// No shipping service yet: its message waits in its group.
+			stopFirst := s.StartWorker(map[string]string{"WORKER_SERVICES": "order,payment,inventory,orchestrator"})
+			s.SetStock("sku-a", 10)
+			o, err := s.PlaceOrder("c-1", sagatest.I("sku-a", 1, 100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Want = sagatest.Cancelled
+			ctx := context.Background()
+			typ := map[string]string{event.ModeChoreography: handlers.StockReserved, event.ModeOrchestration: handlers.CmdShipmentCreate}[mode]
+			stream := s.KS.Stream(0, typ)
+			var msgs []redis.XMessage
+			sagatest.WaitFor(t, "the shipping step's message", 10*time.Second, func() bool {
+				msgs, _ = s.RDB.XRange(ctx, stream, "-", "+").Result()
+				return len(msgs) == 1
+			})
+			// Its copy that carries no order is poison.
+			v := msgs[0].Values
+			v[event.FieldData] = `{"order":{},"step":3,"phase":"execute"}`
+			s.RDB.XDel(ctx, stream, msgs[0].ID)
+			s.Inject(stream, v)
+			_ = stopFirst()
+			s.StartWorker(nil)
+			s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
+			s.WaitAtRest(5 * time.Second)
+			s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
+			st, _ := s.Product.Engine.Get(ctx, o.SagaID)
+			if st.Steps[3].Status != saga.StepFailed {
+				t.Errorf("createShipment %s, want FAILED: it never took effect", st.Steps[3].Status)
+			}
+			if n := s.RDB.HGet(ctx, s.KS.Saga(0, o.SagaID), "shipping.status").Val(); n != "" {
+				t.Errorf("the null cancel wrote shipping.status %q", n)
+			}
+			if c := s.RDB.HGetAll(ctx, s.KS.InPartition(0, "shipping.totals")).Val(); c["cancellations"] != "" {
+				t.Errorf("shipping totals %v: a cancellation counted for no shipment", c)
+			}
+		})
+	}
 }

@@ -1,11 +1,18 @@
-// Package handlers is the order domain: the order, payment, inventory and
-// shipping services, their own data ("databases") in Redis, and the
-// ORDER_SAGA definition that ties their events together.
+// Package handlers is the order domain, written only against the public
+// API of package saga: the ORDER_SAGA declaration (order → payment →
+// inventory → shipping) and each service's business operations.
 //
-// Each service changes its own data idempotently, keyed by saga id and step,
-// with a script that is also the step's barrier (a repeated call returns the
-// first decision; a compensation that arrives before its action leaves a
-// tombstone that blocks the action). Only then does it commit the saga
-// transition through the engine. A crash in between is repaired by
-// redelivery, never by a double effect.
+// The services' effects reach Redis three ways, one per kind of state:
+//   - shipping keeps its per-saga record in the saga's own hash (saga.Set),
+//     written with the saga's transition in one script;
+//   - inventory's stock is shared by every saga, in a slot of its own
+//     ({inventory}): reservations are saga.Take writes that the engine
+//     applies once behind a barrier, all or nothing;
+//   - payment calls a (fake) external gateway with the saga's idempotency
+//     key: a checked step, which the engine checks before calling and whose
+//     late charges it refunds.
+//
+// The fake gateway keeps a ledger per saga and running totals, which tests
+// reconcile. Nothing here routes a message, checks a version or commits a
+// transition: the engine does.
 package handlers

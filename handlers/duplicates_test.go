@@ -13,6 +13,7 @@ import (
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
+	"github.com/streamsaga/streamsaga/saga"
 )
 
 // placeMix places n orders spread over the four paths and returns them with
@@ -23,11 +24,11 @@ func placeMix(t *testing.T, s *sagatest.System, n int) ([]sagatest.Placed, []str
 	var want []string
 	for i := range n {
 		var items []sagatest.Item
-		status := event.OrderStatusCancelled
+		status := handlers.OrderStatusCancelled
 		switch i % 4 {
 		case 0, 1:
 			items = []sagatest.Item{sagatest.I("sku-a", 1+int64(i%3), 500), sagatest.I("sku-b", 1, 250)}
-			status = event.OrderStatusCompleted
+			status = handlers.OrderStatusCompleted
 		case 2:
 			items = []sagatest.Item{sagatest.I("sku-a", 1, 200000)} // declined
 		case 3:
@@ -58,7 +59,7 @@ func tailOriginals(ctx context.Context, s *sagatest.System, fn func(stream strin
 	tl := &tailer{seen: map[string]bool{}}
 	last := map[string]string{}
 	var keys []string
-	for _, typ := range handlers.Streams() {
+	for _, typ := range s.Product.Engine.MessageTypes() {
 		k := s.KS.Stream(0, typ)
 		keys = append(keys, k)
 		last[k] = "0"
@@ -117,7 +118,7 @@ func (tl *tailer) waitCaughtUp(t *testing.T, s *sagatest.System) {
 func streamEntries(t *testing.T, s *sagatest.System) map[string][]redis.XMessage {
 	t.Helper()
 	out := map[string][]redis.XMessage{}
-	for _, typ := range handlers.Streams() {
+	for _, typ := range s.Product.Engine.MessageTypes() {
 		key := s.KS.Stream(0, typ)
 		msgs, err := s.RDB.XRange(context.Background(), key, "-", "+").Result()
 		if err != nil {
@@ -142,15 +143,15 @@ func TestDuplicateAndReorderedDeliveryChangeNothing(t *testing.T) {
 
 // usedIn reports whether sagas of a mode publish on a stream type.
 func usedIn(mode, typ string) bool {
-	if typ == event.OrderCancelled || typ == event.CmdShipmentCancel || typ == event.ShipmentAbandoned {
+	if typ == handlers.OrderCancelled || typ == handlers.CmdShipmentCancel || typ == handlers.ShipmentAbandoned || typ == handlers.ShipmentCancelled {
 		// Nobody consumes order.cancelled; a shipment is only cancelled
 		// when its outcome is unknown (a dead letter), not on these paths.
 		return false
 	}
-	if typ == event.OrderCompleted {
+	if typ == handlers.OrderCompleted {
 		return true // both styles end with it
 	}
-	command := strings.HasPrefix(typ, "cmd.") || typ == event.Reply
+	command := strings.HasPrefix(typ, "cmd.") || typ == saga.ReplyType
 	return command == (mode == event.ModeOrchestration)
 }
 
@@ -184,7 +185,7 @@ func duplicateAndReordered(t *testing.T, mode string) {
 	tl.waitCaughtUp(t, s)
 	cancel()
 	s.WaitAtRest(10 * time.Second)
-	for _, typ := range handlers.Streams() {
+	for _, typ := range s.Product.Engine.MessageTypes() {
 		if !usedIn(mode, typ) {
 			continue
 		}

@@ -44,7 +44,7 @@ func take(t *testing.T, s *sagatest.System, placed []sagatest.Placed) snapshot {
 	for k, v := range s.RDB.HGetAll(ctx, s.KS.Domain("{inventory}", "available")).Val() {
 		sn.stock["available."+k] = v
 	}
-	sn.ships = s.RDB.HGetAll(ctx, s.KS.Domain("{shipping}", "totals")).Val()
+	sn.ships = s.RDB.HGetAll(ctx, s.KS.InPartition(0, "shipping.totals")).Val()
 	return sn
 }
 
@@ -68,42 +68,41 @@ func forge(t *testing.T, s *sagatest.System, sagaID string) map[string]int {
 	h := s.RDB.HGetAll(ctx, s.KS.Saga(p, sagaID)).Val()
 	version, _ := strconv.ParseInt(h["version"], 10, 64)
 	readers := map[string]int{}
-	for _, types := range handlers.Subscriptions() {
+	for _, types := range s.Product.Engine.Groups() {
 		for _, typ := range types {
 			readers[typ]++
 		}
 	}
-	def := handlers.OrderSaga()
+	// step and phase of each command of the order saga
+	commands := map[string][2]any{
+		handlers.CmdPaymentCharge: {1, "execute"}, handlers.CmdPaymentRefund: {1, "compensate"},
+		handlers.CmdStockReserve: {2, "execute"}, handlers.CmdStockRelease: {2, "compensate"},
+		handlers.CmdShipmentCreate: {3, "execute"}, handlers.CmdShipmentCancel: {3, "compensate"},
+		handlers.CmdOrderCancel: {0, "compensate"},
+	}
 	ids := map[string]int{}
-	for _, typ := range handlers.Streams() {
+	for _, typ := range s.Product.Engine.MessageTypes() {
 		if readers[typ] == 0 {
 			continue
 		}
 		data := h["context"]
 		switch {
-		case typ == event.Reply:
+		case typ == saga.ReplyType:
 			// A reply to the command the saga awaits (or to the first one),
 			// from a command the saga never sent.
 			cmd, _, _ := strings.Cut(strings.SplitN(h["h."+h["version"]], "|", 2)[1], "|")
 			if !strings.HasPrefix(cmd, "cmd.") {
-				cmd = def.Steps[0].Execute
+				cmd = handlers.CmdPaymentCharge
 			}
-			b, _ := json.Marshal(event.ReplyData{Command: cmd, Step: 0, Phase: event.PhaseExecute, OK: false, Reason: "forged"})
-			data = string(b)
+			data = `{"command":"` + cmd + `","step":1,"phase":"execute","ok":false,"reason":"forged"}`
 		case strings.HasPrefix(typ, "cmd."):
-			step, phase := 0, event.PhaseExecute
-			for i, st := range def.Steps {
-				if st.Execute == typ {
-					step = i
-				}
-				if st.Compensate == typ {
-					step, phase = i, event.PhaseCompensate
-				}
-			}
-			b, err := saga.CommandData(json.RawMessage(h["context"]), step, phase)
-			if err != nil {
+			sp := commands[typ]
+			var m map[string]any
+			if err := json.Unmarshal([]byte(h["context"]), &m); err != nil {
 				t.Fatal(err)
 			}
+			m["step"], m["phase"] = sp[0], sp[1]
+			b, _ := json.Marshal(m)
 			data = string(b)
 		}
 		for _, v := range []int64{version - 1, version, version + 1} {
@@ -166,7 +165,7 @@ func TestForgedEntriesChangeNothing(t *testing.T) {
 			ctx := context.Background()
 			sagatest.WaitFor(t, "the saga to wait at createShipment", 10*time.Second, func() bool {
 				st, err := s.Product.Engine.Get(ctx, flying.SagaID)
-				return err == nil && st.Steps[2].Status == event.StepCompleted
+				return err == nil && st.Steps[2].Status == saga.StepCompleted
 			})
 			placed := []sagatest.Placed{done, flying}
 			before := take(t, s, placed)
@@ -181,7 +180,7 @@ func TestForgedEntriesChangeNothing(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, g := range groups {
-					if g.Group != event.ServiceShipping && (g.Pending > 0 || g.Unread()) {
+					if g.Group != handlers.ServiceShipping && (g.Pending > 0 || g.Unread()) {
 						return false
 					}
 				}
@@ -256,7 +255,7 @@ func TestLostSagaFailsItsOrderAndAlertsOnce(t *testing.T) {
 				sagaKey := s.KS.Saga(p, o.SagaID)
 				// Wait for the charge, then lose the saga before its deadline.
 				sagatest.WaitFor(t, "the charge", 10*time.Second, func() bool {
-					return s.RDB.HGet(ctx, sagaKey, "step.2.status").Val() == event.StepCompleted
+					return s.RDB.HGet(ctx, sagaKey, "step.2.status").Val() == saga.StepCompleted
 				})
 				if n := s.RDB.Del(ctx, sagaKey).Val(); n != 1 {
 					t.Fatal("saga hash not deleted")
@@ -281,8 +280,8 @@ func TestLostSagaFailsItsOrderAndAlertsOnce(t *testing.T) {
 				}
 				// More messages for the lost saga: dead-lettered, no second alert.
 				for range 2 {
-					s.Inject(s.KS.Stream(p, event.OrderCreated), map[string]any{
-						event.FieldEventID: uuid.NewString(), event.FieldType: event.OrderCreated, event.FieldSagaID: o.SagaID,
+					s.Inject(s.KS.Stream(p, handlers.OrderCreated), map[string]any{
+						event.FieldEventID: uuid.NewString(), event.FieldType: handlers.OrderCreated, event.FieldSagaID: o.SagaID,
 						event.FieldSagaMode: event.ModeChoreography, event.FieldSagaVersion: "1", event.FieldCausationID: "",
 						event.FieldOccurredAt: time.Now().UTC().Format(time.RFC3339Nano),
 						event.FieldData:       `{"order":{"order_id":"` + o.OrderID + `","items":[{"sku":"sku-a","quantity":1}]}}`,
@@ -320,7 +319,7 @@ func TestLostSagaFailsItsOrderAndAlertsOnce(t *testing.T) {
 				if l, _ := s.Product.Gateway.Ledger(ctx, o.SagaID); l.Charge != "charged" {
 					t.Errorf("ledger %+v", l)
 				}
-				for _, key := range []string{s.KS.Deadlines(p), s.KS.Index(p, event.StatusInProgress)} {
+				for _, key := range []string{s.KS.Deadlines(p), s.KS.Index(p, saga.StatusInProgress)} {
 					if s.RDB.ZScore(ctx, key, o.SagaID).Err() != redis.Nil {
 						t.Errorf("the lost saga is still in %s", key)
 					}
@@ -353,7 +352,7 @@ func TestDuplicatesStaySilentForgeriesDoNot(t *testing.T) {
 	// Copies of every real entry: all late, all silent.
 	copies := 0
 	for stream, msgs := range streamEntries(t, s) {
-		if stream == s.KS.Stream(0, event.OrderCancelled) {
+		if stream == s.KS.Stream(0, handlers.OrderCancelled) {
 			continue
 		}
 		for _, m := range msgs {

@@ -8,29 +8,26 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamsaga/streamsaga/event"
-	"github.com/streamsaga/streamsaga/streams"
+	"github.com/streamsaga/streamsaga/saga"
 )
 
-// Inventory is the inventory service's data: units available and reserved
-// per SKU, in two hashes on one slot (so a reservation of many SKUs is one
-// script on Redis Cluster too), and one reservation record per saga. SKUs
-// are hash fields, never part of a key name.
+// The stock: units available and reserved per SKU, two hashes in the
+// {inventory} slot (so that a reservation of many SKUs is applied all or
+// nothing, on Redis Cluster too). SKUs are hash fields, never key names.
+var (
+	stockAvailable = saga.Shared("inventory", "available")
+	stockReserved  = saga.Shared("inventory", "reserved")
+)
+
+// Inventory reads and sets the stock for the API.
 type Inventory struct {
-	rdb redis.UniversalClient
-	ks  streams.Keyspace
-	ttl int64
+	rdb                 redis.UniversalClient
+	available, reserved string
 }
 
 // NewInventory returns the inventory store.
-func NewInventory(rdb redis.UniversalClient, ks streams.Keyspace, opts Options) *Inventory {
-	return &Inventory{rdb: rdb, ks: ks, ttl: opts.ttlSeconds()}
-}
-
-func (inv *Inventory) availableKey() string { return inv.ks.Domain("{inventory}", "available") }
-func (inv *Inventory) reservedKey() string  { return inv.ks.Domain("{inventory}", "reserved") }
-func (inv *Inventory) reservationKey(sagaID string) string {
-	return inv.ks.Domain("{inventory}", "reservation", sagaID)
+func NewInventory(rdb redis.UniversalClient, keys saga.Keys) *Inventory {
+	return &Inventory{rdb: rdb, available: keys.Shared("inventory", "available"), reserved: keys.Shared("inventory", "reserved")}
 }
 
 // Stock is one SKU's stock.
@@ -42,7 +39,7 @@ type Stock struct {
 
 // Set sets the units available of a SKU.
 func (inv *Inventory) Set(ctx context.Context, sku string, available int64) error {
-	if err := inv.rdb.HSet(ctx, inv.availableKey(), sku, available).Err(); err != nil {
+	if err := inv.rdb.HSet(ctx, inv.available, sku, available).Err(); err != nil {
 		return fmt.Errorf("set stock: %w", err)
 	}
 	return nil
@@ -51,8 +48,8 @@ func (inv *Inventory) Set(ctx context.Context, sku string, available int64) erro
 // Get reads a SKU's stock; an unknown SKU has none.
 func (inv *Inventory) Get(ctx context.Context, sku string) (Stock, error) {
 	pipe := inv.rdb.Pipeline()
-	a := pipe.HGet(ctx, inv.availableKey(), sku)
-	r := pipe.HGet(ctx, inv.reservedKey(), sku)
+	a := pipe.HGet(ctx, inv.available, sku)
+	r := pipe.HGet(ctx, inv.reserved, sku)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Stock{}, fmt.Errorf("read stock: %w", err)
 	}
@@ -60,36 +57,4 @@ func (inv *Inventory) Get(ctx context.Context, sku string) (Stock, error) {
 	s.Available, _ = strconv.ParseInt(a.Val(), 10, 64)
 	s.Reserved, _ = strconv.ParseInt(r.Val(), 10, 64)
 	return s, nil
-}
-
-// reserve reserves all items of a saga's order or none. It returns the
-// decision and, for insufficient, the SKU that was short.
-func (inv *Inventory) reserve(ctx context.Context, sagaID string, items []event.Item) (string, string, error) {
-	args := []any{inv.ttl}
-	for _, it := range items {
-		args = append(args, it.SKU, it.Quantity)
-	}
-	res, err := reserveScript.Run(ctx, inv.rdb, []string{inv.availableKey(), inv.reservedKey(), inv.reservationKey(sagaID)}, args...).StringSlice()
-	if err != nil {
-		return "", "", fmt.Errorf("reserve stock: %w", err)
-	}
-	return res[0], res[1], nil
-}
-
-// release gives a saga's reserved units back (or leaves a tombstone).
-func (inv *Inventory) release(ctx context.Context, sagaID string) (string, error) {
-	res, err := releaseScript.Run(ctx, inv.rdb, []string{inv.availableKey(), inv.reservedKey(), inv.reservationKey(sagaID)}, inv.ttl).Text()
-	if err != nil {
-		return "", fmt.Errorf("release stock: %w", err)
-	}
-	return res, nil
-}
-
-// consume turns a completed saga's reservation into shipped units.
-func (inv *Inventory) consume(ctx context.Context, sagaID string) (string, error) {
-	res, err := consumeScript.Run(ctx, inv.rdb, []string{inv.reservedKey(), inv.reservationKey(sagaID)}, inv.ttl).Text()
-	if err != nil {
-		return "", fmt.Errorf("consume reservation: %w", err)
-	}
-	return res, nil
 }

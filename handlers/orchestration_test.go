@@ -10,7 +10,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
+	"github.com/streamsaga/streamsaga/saga"
 )
 
 func flow(t *testing.T, s *sagatest.System, sagaID string) string {
@@ -45,12 +47,12 @@ func TestCompensationRetriedUntilItSucceeds(t *testing.T) {
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
 	s.WaitAtRest(5 * time.Second)
 	s.MustCheck([]sagatest.Placed{o}, initial)
-	s.MustOutcomes([]sagatest.Placed{o}, []string{event.OrderStatusCancelled})
+	s.MustOutcomes([]sagatest.Placed{o}, []string{handlers.OrderStatusCancelled})
 	st, _ := s.Product.Engine.Get(context.Background(), o.SagaID)
-	if st.Status != event.StatusCompensated || st.Steps[1].Status != event.StepCompensated || st.Steps[1].Attempts != 2 {
+	if st.Status != saga.StatusCompensated || st.Steps[1].Status != saga.StepCompensated || st.Steps[1].Attempts != 2 {
 		t.Fatalf("saga %s, payment step %+v", st.Status, st.Steps[1])
 	}
-	want := "order.create payment.charge stock.reserve payment.refund retry.scheduled payment.refund retry.scheduled payment.refund order.cancel order.cancelled"
+	want := "payment.charge stock.reserve payment.refund retry.scheduled payment.refund retry.scheduled payment.refund order.cancel order.cancelled"
 	if got := flow(t, s, o.SagaID); got != want {
 		t.Fatalf("flow %q, want %q", got, want)
 	}
@@ -94,7 +96,7 @@ func TestFailedCompensationThenOperatorRetry(t *testing.T) {
 	ctx := context.Background()
 	v, _ := s.Product.Orders.Get(ctx, o.OrderID)
 	st, _ := s.Product.Engine.Get(ctx, o.SagaID)
-	if v.Status != event.OrderStatusFailed || st.Status != event.StatusFailed || st.Steps[1].Attempts != 3 {
+	if v.Status != handlers.OrderStatusFailed || st.Status != saga.StatusFailed || st.Steps[1].Attempts != 3 {
 		t.Fatalf("order %s, saga %s, steps %+v", v.Status, st.Status, st.Steps)
 	}
 	alerts, err := s.RDB.XRange(ctx, s.KS.Alerts(s.KS.PartitionOf(o.SagaID)), "-", "+").Result()
@@ -114,14 +116,14 @@ func TestFailedCompensationThenOperatorRetry(t *testing.T) {
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if st, _ = s.Product.Engine.Get(ctx, o.SagaID); st.Status == event.StatusCompensated || time.Now().After(deadline) {
+		if st, _ = s.Product.Engine.Get(ctx, o.SagaID); st.Status == saga.StatusCompensated || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	s.WaitAtRest(5 * time.Second)
 	s.MustCheck([]sagatest.Placed{o, good}, initial)
-	s.MustOutcomes([]sagatest.Placed{o, good}, []string{event.OrderStatusCancelled, event.OrderStatusCompleted})
+	s.MustOutcomes([]sagatest.Placed{o, good}, []string{handlers.OrderStatusCancelled, handlers.OrderStatusCompleted})
 	if code, _ := s.Do(http.MethodPost, "/sagas/"+o.SagaID+"/retry", nil, nil, nil); code != http.StatusConflict {
 		t.Errorf("second retry: %d, want 409", code)
 	}
@@ -141,7 +143,7 @@ func TestPoisonCommandCompensatesTheStepInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	stream := s.KS.Stream(0, event.CmdPaymentCharge)
+	stream := s.KS.Stream(0, handlers.CmdPaymentCharge)
 	deadline := time.Now().Add(10 * time.Second)
 	var msgs []redis.XMessage
 	for len(msgs) == 0 {
@@ -160,10 +162,10 @@ func TestPoisonCommandCompensatesTheStepInFlight(t *testing.T) {
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
 	s.WaitAtRest(5 * time.Second)
 	st, _ := s.Product.Engine.Get(ctx, o.SagaID)
-	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered cmd.payment.charge") {
+	if st.Status != saga.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered cmd.payment.charge") {
 		t.Fatalf("saga %s %q", st.Status, st.Reason)
 	}
-	if got, want := flow(t, s, o.SagaID), "order.create payment.charge payment.refund order.cancel order.cancelled"; got != want {
+	if got, want := flow(t, s, o.SagaID), "payment.charge payment.refund order.cancel order.cancelled"; got != want {
 		t.Fatalf("flow %q, want %q", got, want)
 	}
 	l, _ := s.Product.Gateway.Ledger(ctx, o.SagaID)

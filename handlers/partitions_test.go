@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
 )
 
@@ -35,7 +35,7 @@ func TestWorkersSplitPartitions(t *testing.T) {
 	readers := map[int]map[string]bool{}
 	for p := range 4 {
 		readers[p] = map[string]bool{}
-		cs, err := s.RDB.XInfoConsumers(ctx, s.KS.Stream(p, event.OrderCreated), event.ServicePayment).Result()
+		cs, err := s.RDB.XInfoConsumers(ctx, s.KS.Stream(p, handlers.OrderCreated), handlers.ServicePayment).Result()
 		if err != nil {
 			t.Fatal(err)
 		}

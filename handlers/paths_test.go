@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
+	"github.com/streamsaga/streamsaga/saga"
 )
 
 // The four paths of the order saga end in the right state, with the steps,
@@ -52,18 +54,18 @@ func fourPathsOn(t *testing.T, s *sagatest.System, mode string) []sagatest.Place
 		flow string
 	}
 	paths := []path{
-		{"happy", []sagatest.Item{sagatest.I("sku-a", 2, 1250)}, event.OrderStatusCompleted, event.StatusCompleted,
+		{"happy", []sagatest.Item{sagatest.I("sku-a", 2, 1250)}, handlers.OrderStatusCompleted, saga.StatusCompleted,
 			[]string{"COMPLETED", "COMPLETED", "COMPLETED", "COMPLETED"}, "",
-			"order.create payment.charge stock.reserve shipment.create order.completed"},
-		{"payment declined", []sagatest.Item{sagatest.I("sku-a", 1, 100001)}, event.OrderStatusCancelled, event.StatusCompensated,
+			"payment.charge stock.reserve shipment.create order.completed"},
+		{"payment declined", []sagatest.Item{sagatest.I("sku-a", 1, 100001)}, handlers.OrderStatusCancelled, saga.StatusCompensated,
 			[]string{"COMPENSATED", "FAILED", "PENDING", "PENDING"}, "payment declined: amount over the gateway limit",
-			"order.create payment.charge order.cancel order.cancelled"},
-		{"stock short", []sagatest.Item{sagatest.I("sku-a", 1, 10), sagatest.I("sku-scarce", 2, 10)}, event.OrderStatusCancelled, event.StatusCompensated,
+			"payment.charge order.cancel order.cancelled"},
+		{"stock short", []sagatest.Item{sagatest.I("sku-a", 1, 10), sagatest.I("sku-scarce", 2, 10)}, handlers.OrderStatusCancelled, saga.StatusCompensated,
 			[]string{"COMPENSATED", "COMPENSATED", "FAILED", "PENDING"}, "stock insufficient: sku-scarce",
-			"order.create payment.charge stock.reserve payment.refund order.cancel order.cancelled"},
-		{"shipment failed", []sagatest.Item{sagatest.I("sku-b", 1001, 1)}, event.OrderStatusCancelled, event.StatusCompensated,
+			"payment.charge stock.reserve payment.refund order.cancel order.cancelled"},
+		{"shipment failed", []sagatest.Item{sagatest.I("sku-b", 1001, 1)}, handlers.OrderStatusCancelled, saga.StatusCompensated,
 			[]string{"COMPENSATED", "COMPENSATED", "COMPENSATED", "FAILED"}, "shipment failed: too many units for one shipment",
-			"order.create payment.charge stock.reserve shipment.create stock.release payment.refund order.cancel order.cancelled"},
+			"payment.charge stock.reserve shipment.create stock.release payment.refund order.cancel order.cancelled"},
 	}
 	var placed []sagatest.Placed
 	for range 3 { // each path three times, so that several partitions are used
@@ -108,7 +110,7 @@ func fourPathsOn(t *testing.T, s *sagatest.System, mode string) []sagatest.Place
 				t.Errorf("%s: step %s is %s, want %s", p.name, st.Steps[j].Name, st.Steps[j].Status, want)
 			}
 		}
-		if mode == event.ModeChoreography && (len(st.History) < 2 || st.History[0].Type != event.OrderCreated) {
+		if mode == event.ModeChoreography && (len(st.History) < 2 || st.History[0].Type != handlers.OrderCreated) {
 			t.Errorf("%s: history %+v does not start with order.created", p.name, st.History)
 		}
 		if mode == event.ModeOrchestration {
@@ -125,7 +127,7 @@ func fourPathsOn(t *testing.T, s *sagatest.System, mode string) []sagatest.Place
 			t.Errorf("%s: mode %s", p.name, st.Mode)
 		}
 		last := st.History[len(st.History)-1].Type
-		if want := map[string]string{event.StatusCompleted: event.OrderCompleted, event.StatusCompensated: event.OrderCancelled}[p.sagaStatus]; last != want {
+		if want := map[string]string{saga.StatusCompleted: handlers.OrderCompleted, saga.StatusCompensated: handlers.OrderCancelled}[p.sagaStatus]; last != want {
 			t.Errorf("%s: last event %s, want %s", p.name, last, want)
 		}
 		if st.DeadlineAt != nil {
@@ -138,7 +140,7 @@ func fourPathsOn(t *testing.T, s *sagatest.System, mode string) []sagatest.Place
 	}
 	s.WaitAtRest(5 * time.Second)
 	r := s.MustCheck(placed, initial)
-	if r.ByStatus[event.OrderStatusCompleted] != 3 || r.ByStatus[event.OrderStatusCancelled] != 9 {
+	if r.ByStatus[handlers.OrderStatusCompleted] != 3 || r.ByStatus[handlers.OrderStatusCancelled] != 9 {
 		t.Errorf("statuses %v", r.ByStatus)
 	}
 	// The shipping failure path released the reservation and refunded.
@@ -169,7 +171,7 @@ func TestRandomFailuresCompensate(t *testing.T) {
 	s.WaitFinished(placed, 20*time.Second)
 	s.WaitAtRest(5 * time.Second)
 	r := s.MustCheck(placed, initial)
-	if r.ByStatus[event.OrderStatusCompleted] == 0 || r.ByStatus[event.OrderStatusCancelled] == 0 {
+	if r.ByStatus[handlers.OrderStatusCompleted] == 0 || r.ByStatus[handlers.OrderStatusCancelled] == 0 {
 		t.Fatalf("60 orders at 30%% failure rates: %v", r.ByStatus)
 	}
 	reasons := map[string]bool{}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -11,26 +12,41 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamsaga/streamsaga/saga"
 	"github.com/streamsaga/streamsaga/streams"
 )
 
-// Gateway is a fake payment gateway (the one external system of the demo
-// domain). It keeps a ledger per saga under the idempotency keys of the
-// saga's charge and refund, and running totals that tests reconcile against
-// the ledgers.
+//go:embed lua/*.lua
+var luaFS embed.FS
+
+var (
+	chargeScript = streams.MustScript(luaFS, "lua/charge.lua")
+	refundScript = streams.MustScript(luaFS, "lua/refund.lua")
+)
+
+// LoadScripts loads the gateway's scripts so that they run by SHA.
+func LoadScripts(ctx context.Context, rdb redis.UniversalClient) error {
+	return streams.LoadScripts(ctx, rdb, chargeScript, refundScript)
+}
+
+// Gateway is a fake payment gateway: the one external system of the demo
+// domain, called like one (each call its own round trip, idempotent under
+// the saga's key, PAYMENT_LATENCY long). It keeps a ledger per saga in its
+// own slot ({payment}) and running totals that tests reconcile against the
+// ledgers.
 type Gateway struct {
 	rdb  redis.UniversalClient
-	ks   streams.Keyspace
+	keys saga.Keys
 	opts Options
 }
 
 // NewGateway returns the fake gateway.
-func NewGateway(rdb redis.UniversalClient, ks streams.Keyspace, opts Options) *Gateway {
-	return &Gateway{rdb: rdb, ks: ks, opts: opts}
+func NewGateway(rdb redis.UniversalClient, keys saga.Keys, opts Options) *Gateway {
+	return &Gateway{rdb: rdb, keys: keys, opts: opts}
 }
 
-func (g *Gateway) ledgerKey(sagaID string) string { return g.ks.Domain("{payment}", "ledger", sagaID) }
-func (g *Gateway) totalsKey() string              { return g.ks.Domain("{payment}", "totals") }
+func (g *Gateway) ledgerKey(sagaID string) string { return g.keys.Shared("payment", "ledger:"+sagaID) }
+func (g *Gateway) totalsKey() string              { return g.keys.Shared("payment", "totals") }
 
 // charge charges a saga's order once. Decisions: charged (detail: payment
 // id), declined or blocked (detail: reason).

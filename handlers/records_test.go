@@ -2,11 +2,13 @@ package handlers_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
-	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
+	"github.com/streamsaga/streamsaga/saga"
 )
 
 func ttl(t *testing.T, s *sagatest.System, parts ...string) time.Duration {
@@ -19,7 +21,9 @@ func ttl(t *testing.T, s *sagatest.System, parts ...string) time.Duration {
 }
 
 // The services' records of a saga still running never expire (a late
-// compensation must find them); once the saga ends they get their TTL.
+// compensation must find them): the gateway's charge, the inventory's
+// barrier of the reservation, the shipment's fields in the saga hash. Once
+// the saga ends they get their TTL.
 func TestLiveRecordsDoNotExpireUntilTheSagaEnds(t *testing.T) {
 	t.Parallel()
 	s := sagatest.New(t, srv, nil)
@@ -34,19 +38,19 @@ func TestLiveRecordsDoNotExpireUntilTheSagaEnds(t *testing.T) {
 	ctx := context.Background()
 	sagatest.WaitFor(t, "the saga to reach reserveStock", 10*time.Second, func() bool {
 		st, err := s.Product.Engine.Get(ctx, o.SagaID)
-		return err == nil && st.Steps[2].Status == event.StepCompleted
+		return err == nil && st.Steps[2].Status == saga.StepCompleted
 	})
 	if d := ttl(t, s, "{payment}", "ledger", o.SagaID); d != -1 {
 		t.Errorf("live charge has TTL %v", d)
 	}
-	if d := ttl(t, s, "{inventory}", "reservation", o.SagaID); d != -1 {
+	if d := ttl(t, s, "{inventory}", "barrier:"+o.SagaID); d != -1 {
 		t.Errorf("live reservation has TTL %v", d)
 	}
 	_ = stop()
 	s.StartWorker(nil)
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
 	s.WaitAtRest(5 * time.Second)
-	for _, key := range [][]string{{"{payment}", "ledger", o.SagaID}, {"{inventory}", "reservation", o.SagaID}, {"{shipping}", "shipment", o.SagaID}} {
+	for _, key := range [][]string{{"{payment}", "ledger", o.SagaID}, {"{inventory}", "barrier:" + o.SagaID}, {"{" + strconv.Itoa(s.KS.PartitionOf(o.SagaID)) + "}", "saga", o.SagaID}} {
 		if d := ttl(t, s, key...); d <= 0 {
 			t.Errorf("%v of a completed saga has TTL %v", key, d)
 		}
@@ -71,7 +75,7 @@ func TestReplayAfterExpiryChargesNothing(t *testing.T) {
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
 	s.WaitAtRest(5 * time.Second)
 	ctx := context.Background()
-	created, err := s.RDB.XRange(ctx, s.KS.Stream(0, event.OrderCreated), "-", "+").Result()
+	created, err := s.RDB.XRange(ctx, s.KS.Stream(0, handlers.OrderCreated), "-", "+").Result()
 	if err != nil || len(created) != 1 {
 		t.Fatalf("order.created: %v %v", created, err)
 	}
@@ -79,7 +83,7 @@ func TestReplayAfterExpiryChargesNothing(t *testing.T) {
 	sagatest.WaitFor(t, "the saga and its ledger to expire", 10*time.Second, func() bool {
 		return s.RDB.Exists(ctx, s.KS.Saga(0, o.SagaID), s.KS.Domain("{payment}", "ledger", o.SagaID)).Val() == 0
 	})
-	s.Inject(s.KS.Stream(0, event.OrderCreated), created[0].Values)
+	s.Inject(s.KS.Stream(0, handlers.OrderCreated), created[0].Values)
 	s.WaitAtRest(5 * time.Second) // the replay was read and handled
 	after, _ := s.Product.Gateway.Totals(ctx)
 	if after != before {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
 	"github.com/streamsaga/streamsaga/saga"
 )
@@ -34,19 +35,19 @@ func TestSweepersCompensateStalledSagasOnce(t *testing.T) {
 					t.Fatal(err)
 				}
 				placed = append(placed, o)
-				want = append(want, event.OrderStatusCancelled)
+				want = append(want, handlers.OrderStatusCancelled)
 			}
 			s.WaitFinished(placed, 20*time.Second)
 			ctx := context.Background()
 			// The one action a deadline may cause: the failure event of the
 			// stalled step (choreography) or the first reverse compensation.
-			action := event.ShipmentFailed
+			action := handlers.ShipmentFailed
 			if mode == event.ModeOrchestration {
-				action = event.CmdStockRelease
+				action = handlers.CmdStockRelease
 			}
 			for _, o := range placed {
 				st, _ := s.Product.Engine.Get(ctx, o.SagaID)
-				if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "createShipment timed out") {
+				if st.Status != saga.StatusCompensated || !strings.Contains(st.Reason, "createShipment timed out") {
 					t.Fatalf("saga %s: %s %q", o.SagaID, st.Status, st.Reason)
 				}
 				n := 0
@@ -68,7 +69,7 @@ func TestSweepersCompensateStalledSagasOnce(t *testing.T) {
 			s.WaitAtRest(10 * time.Second) // the late worker read every stock.reserved
 			s.MustCheck(placed, initial)
 			s.MustOutcomes(placed, want)
-			if n := s.RDB.HGet(ctx, s.KS.Domain("{shipping}", "totals"), "shipments").Val(); n != "" && n != "0" {
+			if n := s.RDB.HGet(ctx, s.KS.InPartition(0, "shipping.totals"), "shipments").Val(); n != "" && n != "0" {
 				t.Fatalf("%s shipments created for compensated sagas", n)
 			}
 			if n := s.RDB.ZCard(ctx, s.KS.Deadlines(0)).Val(); n != 0 {
@@ -124,7 +125,7 @@ func TestLateChargeIsRefundedOnce(t *testing.T) {
 					}
 					// The charge landed after the saga gave up on it: the
 					// saga's history never records the step as done.
-					if st.Steps[1].Status == event.StepCompleted || st.Steps[1].Status == event.StepCompensated {
+					if st.Steps[1].Status == saga.StepCompleted || st.Steps[1].Status == saga.StepCompensated {
 						t.Fatalf("saga %s: chargePayment %s, but the gateway is slower than the deadline", o.SagaID, st.Steps[1].Status)
 					}
 					if l.Refund != "refunded" || l.RefundedCents != l.ChargedCents {
@@ -159,7 +160,7 @@ func TestSagaTimeout(t *testing.T) {
 	}
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
 	st, _ := s.Product.Engine.Get(context.Background(), o.SagaID)
-	if st.Status != event.StatusCompensated || !strings.Contains(st.Reason, "saga timed out") {
+	if st.Status != saga.StatusCompensated || !strings.Contains(st.Reason, "saga timed out") {
 		t.Fatalf("saga %s %q", st.Status, st.Reason)
 	}
 	// A shipping worker that comes back finds only stale work.
@@ -196,13 +197,13 @@ func TestSkewedClocksTimeNothingOutEarlyOrTwice(t *testing.T) {
 		var reserved, timedOut []saga.HistoryEntry
 		for _, h := range st.History {
 			switch h.Type {
-			case event.StockReserved:
+			case handlers.StockReserved:
 				reserved = append(reserved, h)
-			case event.ShipmentFailed:
+			case handlers.ShipmentFailed:
 				timedOut = append(timedOut, h)
 			}
 		}
-		if st.Status != event.StatusCompensated || len(reserved) != 1 || len(timedOut) != 1 {
+		if st.Status != saga.StatusCompensated || len(reserved) != 1 || len(timedOut) != 1 {
 			t.Fatalf("saga %s: %s, history %+v: want one stock.reserved and one timeout acted on", o.SagaID, st.Status, st.History)
 		}
 		// The deadline of createShipment was set when stock.reserved was
@@ -232,7 +233,7 @@ func TestCompensationAfterSagaTimeoutHasTime(t *testing.T) {
 	s.StartWorker(nil) // shipping, back: only stale work for it
 	s.WaitAtRest(5 * time.Second)
 	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
-	s.MustOutcomes([]sagatest.Placed{o}, []string{event.OrderStatusCancelled})
+	s.MustOutcomes([]sagatest.Placed{o}, []string{handlers.OrderStatusCancelled})
 }
 
 // Choreography, no order service: every step completes and the saga waits
@@ -254,13 +255,13 @@ func TestSweeperRepublishesAStalledCompensation(t *testing.T) {
 	ctx := context.Background()
 	sagatest.WaitFor(t, "the saga's refund", 10*time.Second, func() bool {
 		st, _ := s.Product.Engine.Get(ctx, o.SagaID)
-		return st.Status == event.StatusCompensating && st.Steps[1].Status == event.StepCompensated
+		return st.Status == saga.StatusCompensating && st.Steps[1].Status == saga.StepCompensated
 	})
 	sagatest.WaitFor(t, "the sweeper to re-publish payment.refunded", 10*time.Second, func() bool {
 		st, _ := s.Product.Engine.Get(ctx, o.SagaID)
 		n := 0
 		for _, h := range st.History {
-			if h.Type == event.PaymentRefunded {
+			if h.Type == handlers.PaymentRefunded {
 				n++
 			}
 		}
@@ -270,21 +271,21 @@ func TestSweeperRepublishesAStalledCompensation(t *testing.T) {
 	s.WaitFinished([]sagatest.Placed{o}, 10*time.Second)
 	s.WaitAtRest(5 * time.Second)
 	s.MustCheck([]sagatest.Placed{o}, map[string]int64{"sku-a": 10})
-	s.MustOutcomes([]sagatest.Placed{o}, []string{event.OrderStatusCancelled})
+	s.MustOutcomes([]sagatest.Placed{o}, []string{handlers.OrderStatusCancelled})
 	st, _ := s.Product.Engine.Get(ctx, o.SagaID)
 	var republished, others []string
 	for _, h := range st.History {
 		switch h.Type {
-		case event.PaymentRefunded:
+		case handlers.PaymentRefunded:
 			republished = append(republished, h.Type)
-		case event.ShipmentAbandoned, event.ShipmentFailed, event.StockReleased:
+		case handlers.ShipmentAbandoned, handlers.ShipmentCancelled, handlers.StockReleased:
 			others = append(others, h.Type)
 		}
 	}
 	if len(republished) < 2 || len(others) != 3 {
 		t.Fatalf("history: %d payment.refunded (want a re-publication), chain %v", len(republished), others)
 	}
-	totals := s.RDB.HGetAll(ctx, s.KS.Domain("{shipping}", "totals")).Val()
+	totals := s.RDB.HGetAll(ctx, s.KS.InPartition(0, "shipping.totals")).Val()
 	if totals["shipments"] != "1" || totals["cancellations"] != "1" {
 		t.Fatalf("shipping totals %v: the shipment must be created and cancelled once", totals)
 	}

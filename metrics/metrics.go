@@ -72,22 +72,22 @@ func (m *Metrics) Handled(group, eventType string, took time.Duration) {
 // Engine exposes an engine's counters: refused transitions, dead letters,
 // aborts, sweeper actions and undone late effects.
 func (m *Metrics) Engine(e *saga.Engine) {
-	for name, c := range map[string]interface{ Load() int64 }{
-		"stale_refused":       &e.Stats.Stale,
-		"missing_saga":        &e.Stats.Missing,
-		"rejected_entries":    &e.Stats.Rejected,
-		"dead_lettered":       &e.Stats.DeadLettered,
-		"aborted":             &e.Stats.Aborted,
-		"failed":              &e.Stats.Failed,
-		"swept_compensated":   &e.Sweeps.Compensated,
-		"swept_resent":        &e.Sweeps.Resent,
-		"swept_failed":        &e.Sweeps.Failed,
-		"late_effects_undone": &e.Sweeps.Undone,
+	for name, f := range map[string]func(saga.Stats) int64{
+		"stale_refused":       func(s saga.Stats) int64 { return s.Stale },
+		"missing_saga":        func(s saga.Stats) int64 { return s.Missing },
+		"rejected_entries":    func(s saga.Stats) int64 { return s.Rejected },
+		"dead_lettered":       func(s saga.Stats) int64 { return s.DeadLettered },
+		"aborted":             func(s saga.Stats) int64 { return s.Aborted },
+		"failed":              func(s saga.Stats) int64 { return s.Failed },
+		"swept_compensated":   func(s saga.Stats) int64 { return s.SweptCompensated },
+		"swept_resent":        func(s saga.Stats) int64 { return s.SweptResent },
+		"swept_failed":        func(s saga.Stats) int64 { return s.SweptFailed },
+		"late_effects_undone": func(s saga.Stats) int64 { return s.Undone },
 	} {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: "engine", Name: name + "_total",
 			Help: "Saga engine: " + strings.ReplaceAll(name, "_", " ") + ".",
-		}, func() float64 { return float64(c.Load()) }))
+		}, func() float64 { return float64(f(e.Stats())) }))
 	}
 }
 

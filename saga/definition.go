@@ -3,113 +3,210 @@ package saga
 import (
 	"errors"
 	"fmt"
-
-	"github.com/streamsaga/streamsaga/event"
+	"slices"
 )
 
-// Definition describes one saga type: the design notes' orchestrator made
-// data. Orchestration runs Steps in order, sending each step's Execute
-// command and, when a step fails, the Compensate commands of the completed
-// steps in reverse order. Choreography uses Events instead: what each event
-// a service publishes does to the saga.
-type Definition struct {
-	// Type is the saga type name, e.g. ORDER_SAGA.
-	Type string
-	// Steps are the saga's steps in execution order.
-	Steps []Step
-	// Events maps each choreography event to what publishing it does to the
-	// saga. Event types are unique across all definitions.
-	Events map[string]Effect
-	// Completed and Compensated say what the orchestrator publishes, and
-	// writes on the saga's record, when an orchestrated saga ends.
-	Completed, Compensated Final
+// definition is a saga type as the engine runs it: the declaration made
+// untyped, and the routing derived from it.
+type definition struct {
+	Type                            string
+	Steps                           []stepSpec
+	Started, Completed, Compensated string
+	Owner, Record                   string
+	// routes maps "<group>|<message type>" to what handling it means.
+	routes map[string]route
 }
 
-// Final is the end of an orchestrated saga.
-type Final struct {
-	// Event is published with the saga's context as data; empty for none.
-	Event string
-	// Record fields set on the saga's record (the saga's reason is added).
-	Record map[string]string
+// stepSpec is one step of a definition.
+type stepSpec struct {
+	Name, Service                             string
+	Execute, Compensate                       string // orchestration commands
+	Completed, Failed, Compensated, Abandoned string // choreography events
+	CanExecute, CanCompensate, HasFinally     bool
+	Checked                                   bool
 }
 
-// Step is one step of a saga.
-type Step struct {
-	// Name is the step's name, e.g. chargePayment.
-	Name string
-	// Execute is the orchestration command that performs the step.
-	Execute string
-	// Compensate is the orchestration command that undoes it; empty when
-	// there is nothing to undo.
-	Compensate string
-	// Abort is the choreography event that starts compensating this step
-	// (and those before it) when its outcome is unknown: its entry was
-	// dead-lettered, or its deadline passed. The compensations it triggers
-	// must be safe when the step never took effect (null compensation).
-	// Empty means the step cannot be compensated: the saga becomes FAILED.
-	Abort string
-	// Fail is the choreography event that reports this step failed: it
-	// compensates the steps before it without the step's own service, which
-	// may be down when the step's deadline passes. That service compensates
-	// its own late effect when it finds its saga gave up on the step.
-	Fail string
+// ReplyType is the type (and stream) of the services' answers to the
+// orchestrator's commands, read by the orchestrator group.
+const ReplyType = "saga.reply"
+
+// Orchestrator is the consumer group of the stateless orchestrator.
+const Orchestrator = "orchestrator"
+
+type routeKind int
+
+const (
+	// routeStep runs a step's operation, then commits the saga's transition
+	// (choreography) or answers the orchestrator (a command).
+	routeStep routeKind = iota
+	// routeComplete: the owner completes a choreographed saga whose last
+	// step completed.
+	routeComplete
+	// routeFinalize runs a step's Finally operation once its saga completed.
+	routeFinalize
+	// routeReply: the orchestrator advances a saga by a service's reply.
+	routeReply
+)
+
+type route struct {
+	def     *definition
+	kind    routeKind
+	step    int
+	phase   Phase
+	command bool // an orchestration command: answered by a reply
 }
 
-// Effect is what publishing an event does to its saga.
-type Effect struct {
-	// Step is the index of the step the event reports on; -1 for none.
-	Step int
-	// StepStatus is the step's new status.
-	StepStatus string
-	// Status is the saga's new status; empty leaves it.
-	Status string
-}
-
-// NoStep marks an Effect that concerns no step.
-const NoStep = -1
-
-// Validate checks a definition's internal consistency.
-func (d *Definition) Validate() error {
+// derive builds the routes of every message type to the group that reads
+// it, and checks that the declaration is consistent.
+func (d *definition) derive() error {
+	d.routes = map[string]route{}
 	var errs []error
-	if d.Type == "" {
-		errs = append(errs, errors.New("definition has no type"))
+	add := func(group, typ string, r route) {
+		r.def = d
+		if !nameRE.MatchString(typ) {
+			errs = append(errs, fmt.Errorf("message type %q: 1-64 characters of [A-Za-z0-9._-]", typ))
+			return
+		}
+		key := group + "|" + typ
+		if _, dup := d.routes[key]; dup {
+			errs = append(errs, fmt.Errorf("group %s would read %s for two purposes (rename an event or a command)", group, typ))
+			return
+		}
+		d.routes[key] = r
 	}
-	if len(d.Steps) == 0 {
-		errs = append(errs, fmt.Errorf("%s: no steps", d.Type))
+	last := len(d.Steps) - 1
+	// Choreography: each step reacts to the event of the step before; a
+	// failure or a compensation makes the nearest earlier step that can be
+	// undone compensate; the owner completes the saga.
+	if d.Steps[0].CanExecute {
+		add(d.Steps[0].Service, d.Started, route{kind: routeStep, step: 0, phase: Execute})
 	}
-	for typ, eff := range d.Events {
-		if eff.Step != NoStep && (eff.Step < 0 || eff.Step >= len(d.Steps)) {
-			errs = append(errs, fmt.Errorf("%s: event %s names step %d of %d", d.Type, typ, eff.Step, len(d.Steps)))
+	for k := range last {
+		add(d.Steps[k+1].Service, d.Steps[k].Completed, route{kind: routeStep, step: k + 1, phase: Execute})
+	}
+	add(d.Owner, d.Steps[last].Completed, route{kind: routeComplete, step: last})
+	for k, s := range d.Steps {
+		if j := d.prevCompensable(k); j >= 0 {
+			add(d.Steps[j].Service, s.Failed, route{kind: routeStep, step: j, phase: Compensate})
+			if s.CanCompensate {
+				add(d.Steps[j].Service, s.Compensated, route{kind: routeStep, step: j, phase: Compensate})
+			}
 		}
-		if eff.Status != "" && !isStatus(eff.Status) {
-			errs = append(errs, fmt.Errorf("%s: event %s has unknown status %q", d.Type, typ, eff.Status))
+		if s.HasFinally {
+			add(s.Service, d.Completed, route{kind: routeFinalize, step: k, phase: Finalize})
 		}
 	}
-	for i, s := range d.Steps {
-		if s.Name == "" {
-			errs = append(errs, fmt.Errorf("%s: step %d has no name", d.Type, i))
+	if d.Steps[last].CanCompensate {
+		add(d.Steps[last].Service, d.Steps[last].Abandoned, route{kind: routeStep, step: last, phase: Compensate})
+	}
+	// Orchestration: commands to the services, replies to the orchestrator.
+	for k, s := range d.Steps {
+		if s.CanExecute {
+			add(s.Service, s.Execute, route{kind: routeStep, step: k, phase: Execute, command: true})
 		}
-		if _, ok := d.Events[s.Abort]; s.Abort != "" && !ok {
-			errs = append(errs, fmt.Errorf("%s: step %d abort event %s is not defined", d.Type, i, s.Abort))
+		if s.CanCompensate {
+			add(s.Service, s.Compensate, route{kind: routeStep, step: k, phase: Compensate, command: true})
 		}
-		if _, ok := d.Events[s.Fail]; s.Fail != "" && !ok {
-			errs = append(errs, fmt.Errorf("%s: step %d fail event %s is not defined", d.Type, i, s.Fail))
-		}
+	}
+	if slices.Contains(d.groups(), Orchestrator) {
+		errs = append(errs, fmt.Errorf("a step's service may not be named %s", Orchestrator))
 	}
 	return errors.Join(errs...)
 }
 
-func isStatus(s string) bool {
-	for _, v := range event.SagaStatuses {
-		if v == s {
+// prevCompensable is the step before k, nearest first, that has a
+// compensation, or -1.
+func (d *definition) prevCompensable(k int) int {
+	for j := k - 1; j >= 0; j-- {
+		if d.Steps[j].CanCompensate {
+			return j
+		}
+	}
+	return -1
+}
+
+// groups lists the consumer groups of the services of the saga type.
+func (d *definition) groups() []string {
+	var out []string
+	for _, s := range d.Steps {
+		if !slices.Contains(out, s.Service) {
+			out = append(out, s.Service)
+		}
+	}
+	return out
+}
+
+// first is the type of the message that starts a saga in mode.
+func (d *definition) first(mode string) string {
+	switch {
+	case mode == ModeOrchestration && d.Steps[0].CanExecute:
+		return d.Steps[0].Execute
+	case mode == ModeOrchestration:
+		return d.Steps[1].Execute
+	case d.Steps[0].CanExecute:
+		return d.Started
+	}
+	return d.Steps[0].Completed
+}
+
+// abort is the choreography event that gives up on step k of a saga in
+// progress: on a timeout of a step not known to have completed, its
+// failure event (the steps before it are compensated without its service,
+// which may be down; it undoes its own late effect if one lands); else the
+// event that makes its own service compensate it first (a no-op when it
+// never took effect). "" means the saga ends compensated at once.
+func (d *definition) abort(k int, timeout, completed bool) string {
+	s := d.Steps[k]
+	switch {
+	case timeout && !completed, !s.CanCompensate:
+		if d.prevCompensable(k) < 0 {
+			return ""
+		}
+		return s.Failed
+	case k < len(d.Steps)-1:
+		return d.Steps[k+1].Failed
+	}
+	return s.Abandoned
+}
+
+// isCompensation reports whether a message type belongs to a saga's way
+// back (for pictures and logs).
+func (d *definition) isCompensation(typ string) bool {
+	if typ == d.Compensated {
+		return true
+	}
+	for _, s := range d.Steps {
+		if typ == s.Failed || typ == s.Compensated || typ == s.Abandoned || typ == s.Compensate {
 			return true
 		}
 	}
 	return false
 }
 
-// terminal reports whether a saga in this status is finished for good
-// (FAILED is not: an operator can drive it again).
-func terminal(status string) bool {
-	return status == event.StatusCompleted || status == event.StatusCompensated
+// types lists every message type a saga of this type may publish.
+func (d *definition) types() []string {
+	out := []string{d.Completed, d.Compensated}
+	if d.Steps[0].CanExecute {
+		out = append(out, d.Started)
+	}
+	for _, s := range d.Steps {
+		out = append(out, s.Completed)
+		if s.CanExecute {
+			out = append(out, s.Failed)
+		}
+		if s.CanCompensate {
+			out = append(out, s.Compensated)
+		}
+		if s.CanExecute {
+			out = append(out, s.Execute)
+		}
+		if s.CanCompensate {
+			out = append(out, s.Compensate)
+		}
+	}
+	if last := d.Steps[len(d.Steps)-1]; last.CanCompensate {
+		out = append(out, last.Abandoned)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

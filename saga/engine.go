@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -23,175 +24,306 @@ import (
 //go:embed lua/*.lua
 var luaFS embed.FS
 
+// The scripts that change a saga share prelude.lua (writes, the fence, the
+// transition); it is prepended to each when it is loaded.
 var (
-	startScript      = streams.MustScript(luaFS, "lua/start.lua")
-	transitionScript = streams.MustScript(luaFS, "lua/transition.lua")
-	forwardScript    = streams.MustScript(luaFS, "lua/forward.lua")
-	missingScript    = streams.MustScript(luaFS, "lua/missing.lua")
+	startScript      = luaScript("start.lua", false)
+	hopScript        = luaScript("hop.lua", true)
+	replyScript      = luaScript("reply.lua", true)
+	sweepScript      = luaScript("sweep.lua", true)
+	redriveScript    = luaScript("redrive.lua", true)
+	retryScript      = luaScript("retry.lua", true)
+	deadLetterScript = luaScript("deadletter.lua", true)
+	onceScript       = luaScript("once.lua", true)
+	effectScript     = luaScript("effect.lua", true)
+	forwardScript    = luaScript("forward.lua", false)
+	missingScript    = luaScript("missing.lua", false)
+)
+
+func luaScript(name string, prelude bool) *redis.Script {
+	src, err := fs.ReadFile(luaFS, "lua/"+name)
+	if err != nil {
+		panic(fmt.Sprintf("embedded script %s: %v", name, err)) // a build defect
+	}
+	if prelude {
+		pre, err := fs.ReadFile(luaFS, "lua/prelude.lua")
+		if err != nil {
+			panic(fmt.Sprintf("embedded script prelude.lua: %v", err))
+		}
+		src = append(append(pre, '\n'), src...)
+	}
+	return redis.NewScript(string(src))
+}
+
+// Saga styles, chosen per saga when it starts.
+const (
+	ModeChoreography  = event.ModeChoreography
+	ModeOrchestration = event.ModeOrchestration
+)
+
+// Saga statuses (SPEC section 6). FAILED is not final: an operator can
+// drive such a saga again.
+const (
+	StatusInProgress   = "IN_PROGRESS"
+	StatusCompensating = "COMPENSATING"
+	StatusCompleted    = "COMPLETED"
+	StatusCompensated  = "COMPENSATED"
+	StatusFailed       = "FAILED"
+)
+
+// Statuses lists every saga status.
+var Statuses = []string{StatusInProgress, StatusCompensating, StatusCompleted, StatusCompensated, StatusFailed}
+
+// Step statuses.
+const (
+	StepPending     = "PENDING"
+	StepCompleted   = "COMPLETED"
+	StepCompensated = "COMPENSATED"
+	StepFailed      = "FAILED"
+)
+
+// Record statuses the engine writes on a saga's record when it ends.
+const (
+	RecordCompleted = "COMPLETED"
+	RecordCancelled = "CANCELLED"
+	RecordFailed    = "FAILED"
 )
 
 // Sentinel errors.
 var (
 	// ErrNotFound: no saga (or record) with that id.
 	ErrNotFound = errors.New("not found")
-	// ErrIdempotencyMismatch: an Idempotency-Key was reused with another request.
+	// ErrIdempotencyMismatch: an idempotency key was reused with another request.
 	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request")
+	// ErrNotFailed: only a FAILED saga can be retried.
+	ErrNotFailed = errors.New("saga is not FAILED")
+	// ErrCannotRetry: nothing in the saga's definition can undo what is left.
+	ErrCannotRetry = errors.New("saga cannot be re-driven")
 )
 
-// Options configure an Engine.
+// Defaults of Options.
+const (
+	DefaultPrefix               = "saga"
+	DefaultStepTimeout          = 30 * time.Second
+	DefaultRetention            = 168 * time.Hour
+	DefaultIdempotencyTTL       = 24 * time.Hour
+	DefaultCompensationAttempts = 5
+	DefaultBackoff              = 200 * time.Millisecond
+	DefaultBackoffMax           = 30 * time.Second
+)
+
+// Options configure an Engine. Zero values take the defaults above.
 type Options struct {
-	// StepTimeout is each step's deadline. Default 30s.
+	// Prefix starts every key. Default "saga".
+	Prefix string
+	// Partitions is the number of partition hash tags {N}; sagas spread
+	// over them by a hash of their id. Default 1.
+	Partitions int
+	// StepTimeout is each step's deadline.
 	StepTimeout time.Duration
 	// SagaTimeout, when set, is the whole saga's deadline, which bounds
-	// every step's.
+	// every forward step's.
 	SagaTimeout time.Duration
-	// Retention is how long a finished saga's hash is kept. Default 168h.
+	// Retention is how long a finished saga is kept (and a barrier of its
+	// writes on another slot: a saga must end within it).
 	Retention time.Duration
-	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default 24h.
+	// IdempotencyTTL is how long a start's idempotency key is remembered.
 	IdempotencyTTL time.Duration
-	// CompensationAttempts is how often an orchestrated compensation is
-	// tried before the saga becomes FAILED. Default 5.
+	// CompensationAttempts is how often a compensation is tried (or
+	// re-sent after its deadline) before the saga becomes FAILED.
 	CompensationAttempts int
-	// Backoff is the wait before the first retry of a failed compensation;
-	// it doubles on each retry up to BackoffMax. Defaults 200ms and 30s.
+	// Backoff is the wait before the first retry of a refused compensation;
+	// it doubles on each retry up to BackoffMax.
 	Backoff, BackoffMax time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// OnStatus, when set, is told about every committed saga status
-	// change ("started" for a new saga); a metrics hook.
+	// OnStatus, when set, is told about every saga status change this
+	// process commits ("started" for a new saga): a metrics hook.
 	OnStatus func(sagaType, mode, status string)
 	// Clock is this process's clock, used only for the occurred_at of the
-	// messages it publishes: deadlines are judged by Redis server time, so a
-	// skewed worker clock cannot time anything out early or twice. Default
-	// time.Now.
+	// messages it publishes: deadlines are judged by Redis server time.
+	// Default time.Now.
 	Clock func() time.Time
 }
 
-// Stats count what the engine refused or diverted, for logs and metrics.
-type Stats struct {
-	Stale        atomic.Int64 // transitions refused by the version fence
-	Rejected     atomic.Int64 // entries the saga never published, dead-lettered
-	Missing      atomic.Int64 // messages, deadlines and retries whose saga hash is gone
-	DeadLettered atomic.Int64 // entries moved to the dead-letter stream
-	Aborted      atomic.Int64 // sagas sent to compensation by a dead letter
-	Failed       atomic.Int64 // sagas that became FAILED
+func (o *Options) withDefaults() {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.StepTimeout <= 0 {
+		o.StepTimeout = DefaultStepTimeout
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.IdempotencyTTL <= 0 {
+		o.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if o.CompensationAttempts <= 0 {
+		o.CompensationAttempts = DefaultCompensationAttempts
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = DefaultBackoff
+	}
+	if o.BackoffMax < o.Backoff {
+		o.BackoffMax = max(DefaultBackoffMax, o.Backoff)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
 }
 
-// Engine starts sagas and commits their transitions.
+// Declaration is a saga type made by Define, of any context type.
+type Declaration interface {
+	definer
+}
+
+// Engine runs sagas: it starts them, runs every hop of their messages
+// (Handle), sweeps their deadlines, re-drives refused compensations and
+// reads them back. It keeps nothing in memory between messages, so any
+// number of engines (workers) can run the same sagas at once.
 type Engine struct {
-	rdb     redis.UniversalClient
-	ks      streams.Keyspace
-	defs    map[string]*Definition
-	byEvent map[string]*Definition
-	opts    Options
-	Stats   Stats
-	Sweeps  SweepStats
-	// beforeReplyCommit, set by tests only, runs between HandleReply's read
-	// of the saga and its commit: where a sweeper can overtake it.
+	rdb    redis.UniversalClient
+	keys   Keys
+	defs   map[string]*definition
+	impl   map[string]definer
+	routes map[string]route
+	opts   Options
+	stats  counters
+	// beforeReplyCommit, set by tests only, runs between the orchestrator's
+	// read of a saga and its commit: where a sweeper can overtake it.
 	beforeReplyCommit func()
 }
 
-// New makes an Engine for the given saga definitions.
-func New(rdb redis.UniversalClient, ks streams.Keyspace, opts Options, defs ...*Definition) (*Engine, error) {
-	if opts.StepTimeout <= 0 {
-		opts.StepTimeout = 30 * time.Second
-	}
-	if opts.Retention <= 0 {
-		opts.Retention = 168 * time.Hour
-	}
-	if opts.IdempotencyTTL <= 0 {
-		opts.IdempotencyTTL = 24 * time.Hour
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Clock == nil {
-		opts.Clock = time.Now
-	}
-	if opts.CompensationAttempts <= 0 {
-		opts.CompensationAttempts = 5
-	}
-	if opts.Backoff <= 0 {
-		opts.Backoff = 200 * time.Millisecond
-	}
-	if opts.BackoffMax < opts.Backoff {
-		opts.BackoffMax = max(30*time.Second, opts.Backoff)
-	}
-	e := &Engine{rdb: rdb, ks: ks, defs: map[string]*Definition{}, byEvent: map[string]*Definition{}, opts: opts}
-	for _, d := range defs {
-		if err := d.Validate(); err != nil {
-			return nil, fmt.Errorf("saga definition: %w", err)
+// New makes an Engine for the given saga types, checking each declaration;
+// an error names every problem found.
+func New(rdb redis.UniversalClient, opts Options, sagas ...Declaration) (*Engine, error) {
+	opts.withDefaults()
+	e := &Engine{rdb: rdb, keys: NewKeys(opts.Prefix, opts.Partitions), defs: map[string]*definition{},
+		impl: map[string]definer{}, routes: map[string]route{}, opts: opts}
+	var errs []error
+	owner := map[string]string{} // message type → saga type
+	for _, s := range sagas {
+		d, err := s.spec()
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		e.defs[d.Type] = d
-		for typ := range d.Events {
-			if other, dup := e.byEvent[typ]; dup {
-				return nil, fmt.Errorf("event %s defined by both %s and %s", typ, other.Type, d.Type)
+		if _, dup := e.defs[d.Type]; dup {
+			errs = append(errs, fmt.Errorf("saga type %s declared twice", d.Type))
+			continue
+		}
+		e.defs[d.Type], e.impl[d.Type] = d, s
+		for _, typ := range d.types() {
+			if other, ok := owner[typ]; ok {
+				errs = append(errs, fmt.Errorf("message type %s belongs to both %s and %s", typ, other, d.Type))
 			}
-			e.byEvent[typ] = d
+			owner[typ] = d.Type
 		}
+		for k, r := range d.routes {
+			e.routes[k] = r
+		}
+	}
+	if len(e.defs) == 0 && len(errs) == 0 {
+		errs = append(errs, errors.New("no saga type declared"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("saga definitions: %w", err)
 	}
 	return e, nil
 }
 
-// Keyspace returns the engine's key names.
-func (e *Engine) Keyspace() streams.Keyspace { return e.ks }
+// Keys returns the engine's key names.
+func (e *Engine) Keys() Keys { return e.keys }
 
 // LoadScripts loads every script into Redis so that they run by SHA. A
 // pipeline does not fall back to EVAL on NOSCRIPT, so this also runs after
 // Redis restarts without persistence (callers retry on NOSCRIPT).
 func (e *Engine) LoadScripts(ctx context.Context) error {
-	return streams.LoadScripts(ctx, e.rdb, startScript, transitionScript, forwardScript, missingScript)
+	return streams.LoadScripts(ctx, e.rdb, startScript, hopScript, replyScript, sweepScript, redriveScript,
+		retryScript, deadLetterScript, onceScript, effectScript, forwardScript, missingScript)
 }
 
-// StartRequest is everything needed to start a saga.
-type StartRequest struct {
-	Type string
-	Mode string
-	// Partition, SagaID and the record's id come from Engine.NewIDs.
-	Partition int
-	SagaID    string
-	// Context is the saga's context, a JSON object.
-	Context json.RawMessage
-	// Record, when set, is created with the saga in its slot.
-	Record *Record
-	// Event is the first event or command and its data.
-	Event string
-	Data  json.RawMessage
-	// IdempotencyKey, when set, makes a retried start return Answer of the
-	// first start. Fingerprint identifies the request's content.
-	IdempotencyKey string
-	Fingerprint    string
-	// Answer is what a retry with the same key gets back.
-	Answer json.RawMessage
+// counters are what the engine did beyond plain hops, for logs and metrics.
+type counters struct {
+	stale, rejected, missing, deadLettered, aborted, failed atomic.Int64
+	sweptCompensated, sweptResent, sweptFailed, undone      atomic.Int64
 }
 
-// Record is a domain record kept in the saga's slot and written by its
-// transitions (the order).
+// Stats is a snapshot of what an engine refused, diverted and repaired.
+type Stats struct {
+	Stale            int64 // messages its saga had moved past (duplicates, late redeliveries)
+	Rejected         int64 // entries the saga never published, dead-lettered with an alert
+	Missing          int64 // messages, deadlines and retries whose saga hash is gone
+	DeadLettered     int64 // entries moved to the dead-letter stream
+	Aborted          int64 // sagas sent to compensation by a dead letter
+	Failed           int64 // sagas that became FAILED
+	SweptCompensated int64 // sagas in progress compensated after their deadline
+	SweptResent      int64 // compensations sent again after their deadline
+	SweptFailed      int64 // sagas FAILED after too many deadlines
+	Undone           int64 // late effects of abandoned steps compensated
+}
+
+// Stats returns what the engine counted so far.
+func (e *Engine) Stats() Stats {
+	c := &e.stats
+	return Stats{Stale: c.stale.Load(), Rejected: c.rejected.Load(), Missing: c.missing.Load(),
+		DeadLettered: c.deadLettered.Load(), Aborted: c.aborted.Load(), Failed: c.failed.Load(),
+		SweptCompensated: c.sweptCompensated.Load(), SweptResent: c.sweptResent.Load(),
+		SweptFailed: c.sweptFailed.Load(), Undone: c.undone.Load()}
+}
+
+// Record is a domain record kept in the saga's slot, created with it (the
+// order of the order saga): a hash keyed by kind and id, which the engine
+// marks with the saga's end.
 type Record struct {
 	Kind   string
 	ID     string
 	Fields map[string]string
 }
 
-// StartResult says whether the saga was created or a previous one is reused.
-type StartResult struct {
+// StartOptions say how a saga starts.
+type StartOptions struct {
+	// Mode is ModeChoreography (the default) or ModeOrchestration.
+	Mode string
+	// Partition and SagaID come from NewIDs; a new id is made when empty.
+	Partition int
+	SagaID    string
+	// Record, when set, is created with the saga in its slot.
+	Record *Record
+	// IdempotencyKey, when set, makes a retried start return Answer of the
+	// first start (Fingerprint identifies the request's content: the same
+	// key with another fingerprint is ErrIdempotencyMismatch).
+	IdempotencyKey string
+	Fingerprint    string
+	Answer         json.RawMessage
+}
+
+// Started says whether a saga was created, or an earlier one is answered.
+type Started struct {
+	SagaID  string
 	Created bool
-	Answer  json.RawMessage
+	// Answer is what StartOptions.Answer held when the saga was created.
+	Answer json.RawMessage
 }
 
 // NewIDs returns a partition, a saga id and a record id that share it. With
-// an Idempotency-Key the partition is derived from the key, so its record and
-// the saga's keys sit in one slot and one script can check and create them.
+// an idempotency key the partition is derived from the key, so its record
+// and the saga's keys sit in one slot and one script can check and create
+// them.
 func (e *Engine) NewIDs(idempotencyKey string) (partition int, sagaID, recordID string, err error) {
 	if idempotencyKey != "" {
-		partition = e.ks.PartitionOf(digest(idempotencyKey))
+		partition = e.keys.PartitionOf(digest(idempotencyKey))
 	} else {
-		partition = e.ks.PartitionOf(uuid.NewString())
+		partition = e.keys.PartitionOf(uuid.NewString())
 	}
-	if sagaID, err = e.ks.NewID(partition); err != nil {
+	if sagaID, err = e.keys.NewID(partition); err != nil {
 		return 0, "", "", err
 	}
-	if recordID, err = e.ks.NewID(partition); err != nil {
+	if recordID, err = e.keys.NewID(partition); err != nil {
 		return 0, "", "", err
 	}
 	return partition, sagaID, recordID, nil
@@ -202,73 +334,111 @@ func digest(s string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// Start creates a saga and publishes its first message in one script.
-func (e *Engine) Start(ctx context.Context, r StartRequest) (StartResult, error) {
-	def, ok := e.defs[r.Type]
-	if !ok {
-		return StartResult{}, fmt.Errorf("start saga: unknown type %q", r.Type)
+// Start starts a saga of this type with data as its context: its hash, its
+// record, its deadline and its first message (the first step's command or
+// event), in one script.
+func (s *Saga[T]) Start(ctx context.Context, e *Engine, data T, o StartOptions) (Started, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return Started{}, fmt.Errorf("start %s: encode context: %w", s.name, err)
 	}
-	p := r.Partition
-	idemKey := e.ks.Idempotency(p, "-")
+	return e.start(ctx, s.name, raw, o)
+}
+
+func (e *Engine) start(ctx context.Context, sagaType string, sagaContext json.RawMessage, o StartOptions) (Started, error) {
+	def, ok := e.defs[sagaType]
+	if !ok {
+		return Started{}, fmt.Errorf("start saga: unknown type %q", sagaType)
+	}
+	if o.Mode == "" {
+		o.Mode = ModeChoreography
+	}
+	if o.Mode != ModeChoreography && o.Mode != ModeOrchestration {
+		return Started{}, fmt.Errorf("start saga: unknown mode %q", o.Mode)
+	}
+	if o.SagaID == "" {
+		var err error
+		if o.Partition, o.SagaID, _, err = e.NewIDs(o.IdempotencyKey); err != nil {
+			return Started{}, err
+		}
+	}
+	p := o.Partition
+	idemKey := e.keys.Idempotency(p, "-")
 	fingerprint := ""
-	if r.IdempotencyKey != "" {
-		idemKey = e.ks.Idempotency(p, digest(r.IdempotencyKey))
-		fingerprint = r.Fingerprint
+	if o.IdempotencyKey != "" {
+		idemKey = e.keys.Idempotency(p, digest(o.IdempotencyKey))
+		fingerprint = o.Fingerprint
 		if fingerprint == "" {
 			fingerprint = "-"
 		}
 	}
-	env := &event.Envelope{
-		EventID: newEventID(), Type: r.Event, SagaID: r.SagaID, SagaMode: r.Mode,
-		SagaVersion: 1, OccurredAt: e.opts.Clock(), Data: r.Data,
+	first := def.first(o.Mode)
+	data := sagaContext
+	fields := []any{"saga_id", o.SagaID, "type", sagaType, "mode", o.Mode, "status", StatusInProgress,
+		"current_step", "0", "context", string(sagaContext)}
+	for i, st := range def.Steps {
+		status := StepPending
+		if i == 0 && !st.CanExecute {
+			status = StepCompleted // done by the starter, with the saga
+		}
+		fields = append(fields, stepField(i, "name"), st.Name, stepField(i, "status"), status)
 	}
-	saga := []any{"saga_id", r.SagaID, "type", r.Type, "mode", r.Mode, "status", event.StatusInProgress,
-		"current_step", "0", "context", string(r.Context)}
-	for i, s := range def.Steps {
-		saga = append(saga, stepField(i, "name"), s.Name, stepField(i, "status"), event.StepPending)
+	if o.Mode == ModeOrchestration {
+		step := 0
+		if !def.Steps[0].CanExecute {
+			step = 1
+			fields = append(fields, "current_step", "1")
+		}
+		var err error
+		if data, err = commandPayload(sagaContext, step, string(Execute)); err != nil {
+			return Started{}, err
+		}
+	} else if !def.Steps[0].CanExecute {
+		fields = append(fields, "current_step", "1")
 	}
-	if eff, ok := def.Events[r.Event]; ok {
-		saga = append(saga, effectFields(def, eff, nil, "")...)
-	}
-	recordKey := e.ks.Saga(p, r.SagaID)
+	recordKey := e.keys.Saga(p, o.SagaID)
 	var record []any
 	ref := ""
-	if r.Record != nil {
-		recordKey = e.ks.Record(p, r.Record.Kind, r.Record.ID)
-		record = mapPairs(r.Record.Fields)
-		ref = r.Record.Kind + ":" + r.Record.ID
-		saga = append(saga, "record", ref)
+	if o.Record != nil {
+		recordKey = e.keys.Record(p, o.Record.Kind, o.Record.ID)
+		for k, v := range o.Record.Fields {
+			record = append(record, k, v)
+		}
+		ref = o.Record.Kind + ":" + o.Record.ID
+		fields = append(fields, "record", ref)
 	}
-	keys := []string{idemKey, e.ks.Saga(p, r.SagaID), recordKey, e.ks.Stream(p, r.Event),
-		e.ks.Deadlines(p), e.ks.Index(p, event.StatusInProgress), e.ks.Records(p)}
+	env := &event.Envelope{EventID: newEventID(), Type: first, SagaID: o.SagaID, SagaMode: o.Mode,
+		SagaVersion: 1, OccurredAt: e.opts.Clock(), Data: data}
+	keys := []string{idemKey, e.keys.Saga(p, o.SagaID), recordKey, e.keys.Stream(p, first),
+		e.keys.Deadlines(p), e.keys.Index(p, StatusInProgress), e.keys.Records(p)}
 	timeouts := strconv.FormatInt(e.opts.StepTimeout.Milliseconds(), 10)
 	if e.opts.SagaTimeout > 0 {
 		timeouts += ":" + strconv.FormatInt(e.opts.SagaTimeout.Milliseconds(), 10)
 	}
 	args := []any{fingerprint, int64(e.opts.IdempotencyTTL.Seconds()), timeouts,
-		r.SagaID, string(r.Answer), r.Event + "|" + env.EventID, ref}
-	args = appendCounted(args, saga)
+		o.SagaID, string(o.Answer), first + "|" + env.EventID, ref}
+	args = appendCounted(args, fields)
 	args = appendCounted(args, record)
 	args = appendCounted(args, env.Fields())
 	res, err := startScript.Run(ctx, e.rdb, keys, args...).StringSlice()
 	if err != nil {
-		return StartResult{}, fmt.Errorf("start saga: %w", err)
+		return Started{}, fmt.Errorf("start saga: %w", err)
 	}
 	if len(res) != 2 {
-		return StartResult{}, fmt.Errorf("start saga: unexpected reply %q", res)
+		return Started{}, fmt.Errorf("start saga: unexpected reply %q", res)
 	}
 	switch res[0] {
 	case "OK":
 		if e.opts.OnStatus != nil {
-			e.opts.OnStatus(r.Type, r.Mode, "started")
+			e.opts.OnStatus(sagaType, o.Mode, "started")
 		}
-		return StartResult{Created: true, Answer: json.RawMessage(res[1])}, nil
+		return Started{SagaID: o.SagaID, Created: true, Answer: json.RawMessage(res[1])}, nil
 	case "DUP":
-		return StartResult{Answer: json.RawMessage(res[1])}, nil
+		return Started{Answer: json.RawMessage(res[1])}, nil
 	case "MISMATCH":
-		return StartResult{Answer: json.RawMessage(res[1])}, ErrIdempotencyMismatch
+		return Started{Answer: json.RawMessage(res[1])}, ErrIdempotencyMismatch
 	}
-	return StartResult{}, fmt.Errorf("start saga: unexpected reply %q", res[0])
+	return Started{}, fmt.Errorf("start saga: unexpected reply %q", res[0])
 }
 
 func newEventID() string {
@@ -281,41 +451,21 @@ func newEventID() string {
 
 func stepField(i int, name string) string { return "step." + strconv.Itoa(i) + "." + name }
 
-// effectFields are the saga hash fields an effect sets.
-func effectFields(def *Definition, eff Effect, result json.RawMessage, reason string) []any {
-	var f []any
-	if eff.Step != NoStep {
-		f = append(f, stepField(eff.Step, "status"), eff.StepStatus)
-		if len(result) > 0 {
-			f = append(f, stepField(eff.Step, "result"), string(result))
-		}
-		cur := eff.Step
-		switch {
-		case eff.StepStatus == event.StepCompleted:
-			cur = min(eff.Step+1, len(def.Steps)-1)
-		case eff.Step > 0:
-			cur = eff.Step - 1
-		}
-		f = append(f, "current_step", strconv.Itoa(cur))
-	}
-	if eff.Status != "" {
-		f = append(f, "status", eff.Status)
-	}
-	if reason != "" {
-		f = append(f, "reason", reason)
-	}
-	return f
-}
-
-func mapPairs(m map[string]string) []any {
-	out := make([]any, 0, 2*len(m))
-	for k, v := range m {
-		out = append(out, k, v)
-	}
-	return out
-}
-
 func appendCounted(args []any, pairs []any) []any {
 	args = append(args, len(pairs)/2)
 	return append(args, pairs...)
+}
+
+// CommandData is the data of an orchestration command: the saga's context
+// with the step and phase added, so that a service needs nothing else.
+func commandPayload(sagaContext json.RawMessage, step int, phase string) (json.RawMessage, error) {
+	m := map[string]json.RawMessage{}
+	if len(sagaContext) > 0 {
+		if err := json.Unmarshal(sagaContext, &m); err != nil {
+			return nil, fmt.Errorf("saga context: %w", err)
+		}
+	}
+	m["step"] = json.RawMessage(strconv.Itoa(step))
+	m["phase"], _ = json.Marshal(phase)
+	return json.Marshal(m)
 }

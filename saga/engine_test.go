@@ -2,10 +2,10 @@ package saga_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,146 +21,264 @@ var srv *redistest.Server
 
 func TestMain(m *testing.M) { os.Exit(redistest.RunMain(m, &srv, redistest.Options{})) }
 
-// A second, made-up saga type: the engine knows no order domain.
-func tripSaga() *saga.Definition {
-	return &saga.Definition{
-		Type:  "TRIP_SAGA",
-		Steps: []saga.Step{{Name: "bookFlight"}, {Name: "bookHotel", Abort: "hotel.failed"}},
-		Events: map[string]saga.Effect{
-			"trip.requested": {Step: 0, StepStatus: event.StepPending},
-			"flight.booked":  {Step: 0, StepStatus: event.StepCompleted},
-			"hotel.failed":   {Step: 1, StepStatus: event.StepFailed, Status: event.StatusCompensating},
-			"trip.done":      {Step: saga.NoStep, Status: event.StatusCompleted},
-		},
-	}
+// Trip is the context of a travel saga, unrelated to orders: the engine is
+// generic.
+type Trip struct {
+	Traveller string `json:"traveller"`
+	Seats     int64  `json:"seats"`
 }
 
-func TestDefinitionValidate(t *testing.T) {
-	if err := tripSaga().Validate(); err != nil {
-		t.Fatal(err)
-	}
-	bad := tripSaga()
-	bad.Events["x"] = saga.Effect{Step: 7, Status: "DONE"}
-	bad.Steps[0].Abort = "nope"
-	err := bad.Validate()
-	if err == nil {
-		t.Fatal("an inconsistent definition validated")
-	}
-	for _, want := range []string{"names step 7", "unknown status", "abort event nope"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("%v lacks %q", err, want)
+// agency is the travel saga's fake services: fail names a step whose
+// execution fails, poison one whose operation keeps erroring. Every effect
+// is a Redis write the engine applies: a booking per step in the saga's
+// hash, seats taken from a shared pool.
+type agency struct {
+	fail, poison string
+	mu           sync.Mutex
+	calls        map[string]int
+}
+
+var seatPool = saga.Shared("airline", "seats")
+
+func (a *agency) op(name string) saga.Operation[Trip] {
+	return func(_ context.Context, c *saga.Call[Trip]) (saga.Outcome, error) {
+		a.mu.Lock()
+		a.calls[name]++
+		a.mu.Unlock()
+		switch {
+		case c.Step == a.poison && c.Phase == saga.Execute:
+			return saga.Outcome{}, errors.New("this service is broken")
+		case c.Step == a.fail && c.Phase == saga.Execute:
+			return saga.Fail("refused by " + c.Step), nil
 		}
+		state := map[saga.Phase]string{saga.Execute: "booked", saga.Compensate: "cancelled", saga.Finalize: "final"}[c.Phase]
+		out := saga.OK(map[string]string{"by": name}, saga.Set("status", state))
+		if c.Step == "bookFlight" {
+			switch c.Phase {
+			case saga.Execute:
+				out = out.With(saga.Take(seatPool, "free", c.Data.Seats, "no seats left"), saga.HIncrBy(seatPool, "held", c.Data.Seats))
+			case saga.Compensate:
+				out = out.With(saga.HIncrBy(seatPool, "free", c.Data.Seats), saga.HIncrBy(seatPool, "held", -c.Data.Seats))
+			case saga.Finalize:
+				out = out.With(saga.HIncrBy(seatPool, "held", -c.Data.Seats), saga.HIncrBy(seatPool, "sold", c.Data.Seats))
+			}
+		}
+		return out, nil
 	}
 }
 
-func newEngine(t *testing.T) (*saga.Engine, *redis.Client, streams.Keyspace) {
+func travelSaga(a *agency) *saga.Saga[Trip] {
+	return saga.Define("TRAVEL_SAGA",
+		saga.Step("bookFlight", "flights", a.op("book flight"), a.op("cancel flight")).Finally(a.op("ticket")),
+		saga.Step("payDeposit", "payments", a.op("pay deposit"), nil), // nothing to undo
+		saga.Step("bookHotel", "hotels", a.op("book hotel"), a.op("cancel hotel")),
+		saga.Step("rentCar", "cars", a.op("rent car"), a.op("return car")),
+	).Ends("travel.booked", "travel.cancelled")
+}
+
+// travel runs one TRAVEL_SAGA to its end in mode, with the real engine
+// behind a real runner, and returns its final state and message flow.
+func travel(t *testing.T, mode, fail, poison string) (*saga.State, string, *redis.Client, saga.Keys) {
 	t.Helper()
 	rdb := srv.Client()
 	t.Cleanup(func() { rdb.Close() })
-	ks := streams.NewKeyspace(redistest.Prefix(), 1)
-	e, err := saga.New(rdb, ks, saga.Options{StepTimeout: time.Minute, Retention: time.Hour}, tripSaga())
+	e, err := saga.New(rdb, saga.Options{Prefix: redistest.Prefix()}, travelSaga(&agency{fail: fail, poison: poison, calls: map[string]int{}}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.LoadScripts(context.Background()); err != nil {
+	ks := e.Keys()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	all, run := e.Subscriptions(nil, nil)
+	if err := streams.EnsureGroups(ctx, rdb, all); err != nil {
 		t.Fatal(err)
 	}
-	return e, rdb, ks
+	rdb.HSet(ctx, ks.Shared("airline", "seats"), "free", 10)
+	reader := srv.Client()
+	t.Cleanup(func() { reader.Close() })
+	r := streams.NewRunner(rdb, reader, run, e, e, streams.RunnerOptions{Consumer: "c", Block: 20 * time.Millisecond,
+		ClaimMinIdle: 50 * time.Millisecond, MaxDeliveries: 2})
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	started, err := travelSaga(nil).Start(ctx, e, Trip{Traveller: "ann", Seats: 2}, saga.StartOptions{Mode: mode})
+	if err != nil || !started.Created {
+		t.Fatal(started, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var st *saga.State
+	for {
+		st, err = e.Get(ctx, started.SagaID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status == saga.StatusCompleted || st.Status == saga.StatusCompensated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("saga still %s: %+v", st.Status, st.Steps)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Until every group read everything (the finaliser runs after the end).
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		infos, _ := streams.Inspect(ctx, rdb, streamsOf(e))
+		idle := true
+		for _, si := range infos {
+			for _, g := range si.Groups {
+				idle = idle && g.Pending == 0 && g.Lag == 0
+			}
+		}
+		if idle {
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	var flow []string
+	for _, h := range st.History {
+		flow = append(flow, h.Type)
+	}
+	return st, strings.Join(flow, " "), rdb, ks
 }
 
-// read reads the one entry of a stream through a group, as a worker would.
-func read(t *testing.T, rdb *redis.Client, stream string) *streams.Message {
-	t.Helper()
-	ctx := context.Background()
-	if err := streams.EnsureGroup(ctx, rdb, stream, "g"); err != nil {
+func streamsOf(e *saga.Engine) []string {
+	var out []string
+	for _, typ := range e.MessageTypes() {
+		out = append(out, e.Keys().Stream(0, typ))
+	}
+	return out
+}
+
+func stepStatuses(st *saga.State) string {
+	var s []string
+	for _, x := range st.Steps {
+		s = append(s, x.Name+"="+x.Status)
+	}
+	return strings.Join(s, " ")
+}
+
+// Any declared saga runs in both styles: steps in order; on a failure the
+// completed steps' compensations in reverse order, skipping a step with
+// nothing to undo; a dead-lettered step compensated like a failed one. The
+// seats taken from the shared pool are given back, or sold at the end.
+func TestAnySagaRunsInBothStyles(t *testing.T) {
+	for _, mode := range []string{saga.ModeChoreography, saga.ModeOrchestration} {
+		t.Run(mode, func(t *testing.T) {
+			seats := func(rdb *redis.Client, ks saga.Keys) map[string]string {
+				return rdb.HGetAll(context.Background(), ks.Shared("airline", "seats")).Val()
+			}
+			st, flow, rdb, ks := travel(t, mode, "", "")
+			want := map[string]string{
+				saga.ModeChoreography:  "TRAVEL_SAGA.started bookFlight.completed payDeposit.completed bookHotel.completed rentCar.completed travel.booked",
+				saga.ModeOrchestration: "cmd.bookFlight cmd.payDeposit cmd.bookHotel cmd.rentCar travel.booked",
+			}[mode]
+			if st.Status != saga.StatusCompleted || flow != want {
+				t.Fatalf("happy trip: %s, %q, want %q", st.Status, flow, want)
+			}
+			if s := seats(rdb, ks); s["free"] != "8" || s["held"] != "0" || s["sold"] != "2" {
+				t.Fatalf("seats after a trip: %v", s)
+			}
+			st, flow, rdb, ks = travel(t, mode, "rentCar", "")
+			want = map[string]string{
+				saga.ModeChoreography:  "TRAVEL_SAGA.started bookFlight.completed payDeposit.completed bookHotel.completed rentCar.failed bookHotel.compensated travel.cancelled",
+				saga.ModeOrchestration: "cmd.bookFlight cmd.payDeposit cmd.bookHotel cmd.rentCar cmd.bookHotel.compensate cmd.bookFlight.compensate travel.cancelled",
+			}[mode]
+			if st.Status != saga.StatusCompensated || st.Reason != "refused by rentCar" || flow != want {
+				t.Fatalf("car refused: %s %q, %q, want %q", st.Status, st.Reason, flow, want)
+			}
+			if got := stepStatuses(st); got != "bookFlight=COMPENSATED payDeposit=COMPLETED bookHotel=COMPENSATED rentCar=FAILED" {
+				t.Fatalf("steps %s", got)
+			}
+			if s := seats(rdb, ks); s["free"] != "10" || s["held"] != "0" || s["sold"] != "" {
+				t.Fatalf("seats after a cancelled trip: %v", s)
+			}
+			// A step with nothing to undo whose message is dead-lettered: the
+			// steps before it are compensated all the same.
+			st, _, _, _ = travel(t, mode, "", "payDeposit")
+			if st.Status != saga.StatusCompensated || !strings.Contains(st.Reason, "dead-lettered") ||
+				st.Steps[0].Status != saga.StepCompensated || st.Steps[1].Status != saga.StepFailed {
+				t.Fatalf("deposit dead-lettered: %s %q %s", st.Status, st.Reason, stepStatuses(st))
+			}
+		})
+	}
+}
+
+// The engine fences every hop on the message its saga waits for: a message
+// handled twice commits once, and the second delivery changes nothing.
+func TestAHopCommitsOnce(t *testing.T) {
+	rdb := srv.Client()
+	t.Cleanup(func() { rdb.Close() })
+	a := &agency{calls: map[string]int{}}
+	e, err := saga.New(rdb, saga.Options{Prefix: redistest.Prefix(), StepTimeout: time.Minute, Retention: time.Hour}, travelSaga(a))
+	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "c", Streams: []string{stream, ">"}, Count: 1}).Result()
+	ctx := context.Background()
+	ks := e.Keys()
+	rdb.HSet(ctx, ks.Shared("airline", "seats"), "free", 10)
+	started, err := travelSaga(a).Start(ctx, e, Trip{Traveller: "bob", Seats: 3}, saga.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := read(t, rdb, ks.Stream(0, "TRAVEL_SAGA.started"), "flights")
+	for range 3 {
+		if err := e.Handle(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := e.Get(ctx, started.SagaID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != 2 || st.Steps[0].Status != saga.StepCompleted || len(st.History) != 2 || st.DeadlineAt == nil {
+		t.Fatalf("after the same message three times: %+v", st)
+	}
+	if n := rdb.XLen(ctx, ks.Stream(0, "bookFlight.completed")).Val(); n != 1 {
+		t.Fatalf("%d bookFlight.completed events, want 1", n)
+	}
+	if s := rdb.HGetAll(ctx, ks.Shared("airline", "seats")).Val(); s["free"] != "7" || s["held"] != "3" {
+		t.Fatalf("seats taken %v, want 3 once", s)
+	}
+	if pend, _ := rdb.XPending(ctx, m.Stream, m.Group).Result(); pend.Count != 0 {
+		t.Fatalf("consumed entry still pending: %+v", pend)
+	}
+}
+
+// read reads the one entry of a stream through group, as a worker would.
+func read(t *testing.T, rdb *redis.Client, stream, group string) *streams.Message {
+	t.Helper()
+	ctx := context.Background()
+	if err := streams.EnsureGroup(ctx, rdb, stream, group); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: "c", Streams: []string{stream, ">"}, Count: 1}).Result()
 	if err != nil || len(res[0].Messages) != 1 {
 		t.Fatalf("read %s: %v %v", stream, res, err)
 	}
 	x := res[0].Messages[0]
-	env, err := event.Decode(x.Values)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &streams.Message{Stream: stream, ID: x.ID, Group: "g", Env: env, Values: x.Values, Deliveries: 1}
+	return streams.NewMessage(stream, group, 0, x.ID, x.Values)
 }
 
-// The transition commits once: the same message again, or a message of an
-// older version, is refused as STALE and only acknowledged.
-func TestCommitIsFencedOnVersion(t *testing.T) {
-	e, rdb, ks := newEngine(t)
-	ctx := context.Background()
-	p, sagaID, _, err := e.NewIDs("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := e.Start(ctx, saga.StartRequest{Type: "TRIP_SAGA", Mode: event.ModeChoreography, Partition: p, SagaID: sagaID,
-		Context: json.RawMessage(`{"who":"ann"}`), Event: "trip.requested", Data: json.RawMessage(`{}`)})
-	if err != nil || !res.Created {
-		t.Fatal(res, err)
-	}
-	m := read(t, rdb, ks.Stream(p, "trip.requested"))
-	r1, err := e.Commit(ctx, m, saga.Transition{Emit: "flight.booked", Data: json.RawMessage(`{}`), StepResult: json.RawMessage(`{"pnr":"X1"}`)})
-	if err != nil || r1.Code != saga.Applied || r1.Version != 2 {
-		t.Fatalf("first commit: %+v %v", r1, err)
-	}
-	r2, err := e.Commit(ctx, m, saga.Transition{Emit: "flight.booked", Data: json.RawMessage(`{}`)})
-	if err != nil || r2.Code != saga.Stale || r2.Version != 2 {
-		t.Fatalf("second commit: %+v %v", r2, err)
-	}
-	if n, _ := rdb.XLen(ctx, ks.Stream(p, "flight.booked")).Result(); n != 1 {
-		t.Fatalf("%d flight.booked events, want 1", n)
-	}
-	if pend, _ := rdb.XPending(ctx, m.Stream, "g").Result(); pend.Count != 0 {
-		t.Fatalf("consumed entry still pending: %+v", pend)
-	}
-	st, err := e.Get(ctx, sagaID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Steps[0].Status != event.StepCompleted || string(st.Steps[0].Result) != `{"pnr":"X1"}` || st.Version != 2 ||
-		len(st.History) != 2 || st.History[1].Type != "flight.booked" || st.DeadlineAt == nil {
-		t.Fatalf("state %+v", st)
-	}
-	// The next message finishes the saga: no deadline, a TTL, indexed.
-	m2 := read(t, rdb, ks.Stream(p, "flight.booked"))
-	if r, err := e.Commit(ctx, m2, saga.Transition{Emit: "trip.done", Data: json.RawMessage(`{}`)}); err != nil || r.Code != saga.Applied {
-		t.Fatalf("final commit: %+v %v", r, err)
-	}
-	st, _ = e.Get(ctx, sagaID)
-	if st.Status != event.StatusCompleted || st.DeadlineAt != nil {
-		t.Fatalf("final state %+v", st)
-	}
-	if ttl := rdb.TTL(ctx, ks.Saga(p, sagaID)).Val(); ttl <= 0 || ttl > time.Hour {
-		t.Fatalf("final TTL %v", ttl)
-	}
-	if n := rdb.ZCard(ctx, ks.Deadlines(p)).Val(); n != 0 {
-		t.Fatalf("%d deadlines left", n)
-	}
-	list, err := e.List(ctx, []string{event.StatusCompleted}, 10)
-	if err != nil || len(list) != 1 || list[0].SagaID != sagaID {
-		t.Fatalf("index: %v %v", list, err)
-	}
-	if list, _ := e.List(ctx, []string{event.StatusInProgress}, 10); len(list) != 0 {
-		t.Fatalf("still indexed IN_PROGRESS: %v", list)
-	}
-}
-
-// An Idempotency-Key reused with another request is refused and writes
+// An idempotency key reused with another request is refused and writes
 // nothing; with the same request it returns the first answer.
 func TestStartIdempotency(t *testing.T) {
-	e, rdb, ks := newEngine(t)
+	rdb := srv.Client()
+	t.Cleanup(func() { rdb.Close() })
+	trip := travelSaga(&agency{calls: map[string]int{}})
+	e, err := saga.New(rdb, saga.Options{Prefix: redistest.Prefix()}, trip)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
-	start := func(fp string) (saga.StartResult, error) {
+	start := func(fp string) (saga.Started, error) {
 		p, id, _, err := e.NewIDs("key-1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return e.Start(ctx, saga.StartRequest{Type: "TRIP_SAGA", Mode: event.ModeChoreography, Partition: p, SagaID: id,
-			Context: json.RawMessage(`{}`), Event: "trip.requested", Data: json.RawMessage(`{}`),
-			IdempotencyKey: "key-1", Fingerprint: fp, Answer: json.RawMessage(`"` + id + `"`)})
+		return trip.Start(ctx, e, Trip{}, saga.StartOptions{Partition: p, SagaID: id,
+			IdempotencyKey: "key-1", Fingerprint: fp, Answer: []byte(`"` + id + `"`)})
 	}
 	first, err := start("a")
 	if err != nil || !first.Created {
@@ -173,7 +291,7 @@ func TestStartIdempotency(t *testing.T) {
 	if _, err := start("b"); !errors.Is(err, saga.ErrIdempotencyMismatch) {
 		t.Fatalf("other request with the key: %v", err)
 	}
-	if n := rdb.XLen(ctx, ks.Stream(0, "trip.requested")).Val(); n != 1 {
+	if n := rdb.XLen(ctx, e.Keys().Stream(0, "TRAVEL_SAGA.started")).Val(); n != 1 {
 		t.Fatalf("%d sagas started", n)
 	}
 }
@@ -183,29 +301,95 @@ func TestStartIdempotency(t *testing.T) {
 func TestStatusIndexIsPruned(t *testing.T) {
 	rdb := srv.Client()
 	t.Cleanup(func() { rdb.Close() })
-	ks := streams.NewKeyspace(redistest.Prefix(), 1)
-	e, err := saga.New(rdb, ks, saga.Options{Retention: time.Second}, tripSaga())
+	trip := saga.Define("SHORT_TRIP", saga.Step("go", "travellers", func(context.Context, *saga.Call[Trip]) (saga.Outcome, error) {
+		return saga.OK(nil), nil
+	}, nil))
+	e, err := saga.New(rdb, saga.Options{Prefix: redistest.Prefix(), Retention: time.Second}, trip)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	ks := e.Keys()
 	finish := func() string {
-		p, id, _, _ := e.NewIDs("")
-		if _, err := e.Start(ctx, saga.StartRequest{Type: "TRIP_SAGA", Mode: event.ModeChoreography, Partition: p, SagaID: id,
-			Context: json.RawMessage(`{}`), Event: "trip.requested", Data: json.RawMessage(`{}`)}); err != nil {
+		started, err := trip.Start(ctx, e, Trip{}, saga.StartOptions{})
+		if err != nil {
 			t.Fatal(err)
 		}
-		m := read(t, rdb, ks.Stream(p, "trip.requested"))
-		if r, err := e.Commit(ctx, m, saga.Transition{Emit: "trip.done", Data: json.RawMessage(`{}`)}); err != nil || r.Code != saga.Applied {
-			t.Fatalf("commit: %+v %v", r, err)
+		if err := e.Handle(ctx, read(t, rdb, ks.Stream(0, "SHORT_TRIP.started"), "travellers")); err != nil {
+			t.Fatal(err)
 		}
-		return id
+		if err := e.Handle(ctx, read(t, rdb, ks.Stream(0, "go.completed"), "travellers")); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := e.Get(ctx, started.SagaID); st == nil || st.Status != saga.StatusCompleted {
+			t.Fatalf("saga %+v", st)
+		}
+		return started.SagaID
 	}
 	old := finish()
 	time.Sleep(1200 * time.Millisecond)
 	recent := finish()
-	ids, _ := rdb.ZRange(ctx, ks.Index(0, event.StatusCompleted), 0, -1).Result()
+	ids, _ := rdb.ZRange(ctx, ks.Index(0, saga.StatusCompleted), 0, -1).Result()
 	if len(ids) != 1 || ids[0] != recent {
 		t.Fatalf("COMPLETED index %v, want only %s (not %s)", ids, recent, old)
+	}
+}
+
+// A sweeper that gives up on a step between the orchestrator's read of the
+// saga and its commit of that step's successful reply: the fence refuses
+// the commit, and the step's effect, which did land, is undone (an undo
+// command goes out) instead of being dropped with the reply.
+func TestReplyOvertakenBySweeperIsUndone(t *testing.T) {
+	rdb := srv.Client()
+	t.Cleanup(func() { rdb.Close() })
+	a := &agency{calls: map[string]int{}}
+	trip := travelSaga(a)
+	e, err := saga.New(rdb, saga.Options{Prefix: redistest.Prefix(), StepTimeout: time.Millisecond}, trip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ks := e.Keys()
+	rdb.HSet(ctx, ks.Shared("airline", "seats"), "free", 10)
+	started, err := trip.Start(ctx, e, Trip{Traveller: "cy", Seats: 1}, saga.StartOptions{Mode: saga.ModeOrchestration})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The flight is booked (the effect lands) and the service replies OK.
+	if err := e.Handle(ctx, read(t, rdb, ks.Stream(0, "cmd.bookFlight"), "flights")); err != nil {
+		t.Fatal(err)
+	}
+	// While the orchestrator handles the reply, the step's deadline (1 ms)
+	// has passed and a sweeper gives up on it.
+	swept := 0
+	saga.SetBeforeReplyCommit(e, func() {
+		time.Sleep(5 * time.Millisecond)
+		swept, err = e.SweepDue(ctx, 0)
+	})
+	reply := read(t, rdb, ks.Stream(0, saga.ReplyType), saga.Orchestrator)
+	if err := e.Handle(ctx, reply); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || swept != 1 {
+		t.Fatalf("the sweeper acted on %d sagas (%v), want 1", swept, err)
+	}
+	undo, err := rdb.XRange(ctx, ks.Stream(0, "cmd.bookFlight.compensate"), "-", "+").Result()
+	if err != nil || len(undo) != 1 || !strings.Contains(undo[0].Values[event.FieldData].(string), `"phase":"undo"`) {
+		t.Fatalf("the booked flight was not undone: %v %v", undo, err)
+	}
+	if n, err := rdb.XPending(ctx, reply.Stream, reply.Group).Result(); err != nil || n.Count != 0 {
+		t.Fatalf("the reply stays pending: %+v %v", n, err)
+	}
+	// The flights service undoes it: the seat comes back, once.
+	st, _ := e.Get(ctx, started.SagaID)
+	for range 2 {
+		m := read(t, rdb, ks.Stream(0, "cmd.bookFlight.compensate"), "flights")
+		if err := e.Handle(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		rdb.XAdd(ctx, &redis.XAddArgs{Stream: m.Stream, Values: m.Values}) // and a copy of it
+	}
+	if s := rdb.HGetAll(ctx, ks.Shared("airline", "seats")).Val(); s["free"] != "10" || s["held"] != "0" {
+		t.Fatalf("seats %v after the undo of saga %s (%s)", s, st.SagaID, st.Status)
 	}
 }

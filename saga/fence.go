@@ -9,42 +9,41 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/streams"
 )
 
-// Standing is how a saga stands towards one message consumed for it. A
+// verdict is how a saga stands towards one message consumed for it. A
 // message is identified by the saga's version it was published at and by
 // its type and event id, which the saga recorded (h.<version>) when it
 // published it: a copy with the right version number but another id or
 // type, a style other than the saga's, or a message for a finished saga is
 // not the saga's, however well-formed it is.
-type Standing int
+type verdict int
 
 const (
-	// Awaited: the message the saga waits for now.
-	Awaited Standing = iota
-	// Late: a message the saga published before and has moved past (a
+	// awaited: the message the saga waits for now.
+	awaited verdict = iota
+	// late: a message the saga published before and has moved past (a
 	// duplicate, a late redelivery, a zombie worker's copy). Acknowledged
 	// silently, except that the late effect of an abandoned step is undone.
-	Late
-	// Foreign: not a message the saga published, or a transition of a
+	late
+	// foreign: not a message the saga published, or a transition of a
 	// finished saga. Dead-lettered with an entry.rejected alert, no effect.
-	Foreign
-	// Gone: the saga's hash does not exist. Dead-lettered with a
+	foreign
+	// gone: the saga's hash does not exist. Dead-lettered with a
 	// saga.missing alert (once per saga); its record is marked FAILED.
-	Gone
+	gone
 )
 
-func (s Standing) String() string {
+func (s verdict) String() string {
 	switch s {
-	case Awaited:
+	case awaited:
 		return "awaited"
-	case Late:
+	case late:
 		return "late"
-	case Foreign:
+	case foreign:
 		return "foreign"
-	case Gone:
+	case gone:
 		return "gone"
 	}
 	return "standing(" + strconv.Itoa(int(s)) + ")"
@@ -73,53 +72,62 @@ func identity(mode, typ, id string) string { return mode + "|" + typ + "|" + id 
 // standing judges a message published at version, in mode, with type and
 // id. final is set for the finalisers of a completed saga, which read the
 // saga's last message after it finished.
-func (h head) standing(version int64, mode, typ, id string, final bool) (Standing, string) {
+func (h head) standing(version int64, mode, typ, id string, final bool) (verdict, string) {
 	if !h.found {
-		return Gone, "saga not found"
+		return gone, "saga not found"
 	}
 	if mode != h.mode {
-		return Foreign, fmt.Sprintf("a %s message for a %s saga", mode, h.mode)
+		return foreign, fmt.Sprintf("a %s message for a %s saga", mode, h.mode)
 	}
 	if h.id == "" || h.id != id || (typ != "*" && h.typ != typ) {
-		return Foreign, fmt.Sprintf("not the message the saga published at version %d", version)
+		return foreign, fmt.Sprintf("not the message the saga published at version %d", version)
 	}
 	switch {
 	case version < h.version:
-		return Late, ""
+		return late, ""
 	case version > h.version:
-		return Foreign, fmt.Sprintf("version %d is ahead of the saga's %d", version, h.version)
-	case final && h.status == event.StatusCompleted:
-		return Awaited, ""
+		return foreign, fmt.Sprintf("version %d is ahead of the saga's %d", version, h.version)
+	case final && h.status == StatusCompleted:
+		return awaited, ""
 	case final || terminal(h.status):
-		return Foreign, "a transition of a finished (" + h.status + ") saga"
+		return foreign, "a transition of a finished (" + h.status + ") saga"
 	}
-	return Awaited, ""
+	return awaited, ""
 }
 
-// Check reads how m's saga stands towards it, before any effect of m is
-// applied: one HMGET of the saga's version, status, style and the record of
-// what it published at m's version. final is set for a finaliser of a
-// completed saga (it consumes the saga's last message). The commit script
-// checks the same again, atomically.
-func (e *Engine) Check(ctx context.Context, m *streams.Message, final bool) (Standing, string, error) {
+// standing reads how m's saga stands towards m, before an effect of m that
+// could escape the transition: one HMGET of the saga's version, status,
+// style and the record of what it published at m's version, or, with full,
+// the whole saga (a compensation reads its service's fields). final is set
+// for a finaliser of a completed saga (it consumes the saga's last
+// message). The commit script checks the same again, atomically.
+func (e *Engine) standing(ctx context.Context, m *streams.Message, final, full bool) (verdict, string, *State, error) {
+	if full {
+		st, err := e.Get(ctx, m.Env.SagaID)
+		if errors.Is(err, ErrNotFound) {
+			return gone, "saga not found", nil, nil
+		}
+		if err != nil {
+			return 0, "", nil, err
+		}
+		s, why := standingOf(st, m.Env.SagaVersion, m.Env.SagaMode, m.Env.Type, m.Env.EventID, final)
+		return s, why, st, nil
+	}
 	v := strconv.FormatInt(m.Env.SagaVersion, 10)
-	res, err := e.rdb.HMGet(ctx, e.ks.Saga(m.Partition, m.Env.SagaID), "version", "status", "mode", "h."+v).Result()
+	res, err := e.rdb.HMGet(ctx, e.keys.Saga(m.Partition, m.Env.SagaID), "version", "status", "mode", "h."+v).Result()
 	if err != nil {
-		return 0, "", fmt.Errorf("read saga: %w", err)
+		return 0, "", nil, fmt.Errorf("read saga: %w", err)
 	}
 	str := func(i int) string { s, _ := res[i].(string); return s }
 	h := head{found: res[0] != nil, status: str(1), mode: str(2)}
 	h.version, _ = strconv.ParseInt(str(0), 10, 64)
 	h.setRecord(str(3))
-	st, why := h.standing(m.Env.SagaVersion, m.Env.SagaMode, m.Env.Type, m.Env.EventID, final)
-	if st == Late {
-		e.Stats.Stale.Add(1)
-	}
-	return st, why, nil
+	s, why := h.standing(m.Env.SagaVersion, m.Env.SagaMode, m.Env.Type, m.Env.EventID, final)
+	return s, why, nil, nil
 }
 
 // standingOf judges a message against a saga already read in full.
-func standingOf(st *State, version int64, mode, typ, id string, final bool) (Standing, string) {
+func standingOf(st *State, version int64, mode, typ, id string, final bool) (verdict, string) {
 	h := head{found: true, version: st.Version, status: st.Status, mode: st.Mode}
 	for _, e := range st.History {
 		if e.Version == version {
@@ -129,42 +137,42 @@ func standingOf(st *State, version int64, mode, typ, id string, final bool) (Sta
 	return h.standing(version, mode, typ, id, final)
 }
 
-// UndoStanding judges an undo command (the compensation of a late effect,
+// undoStanding judges an undo command (the compensation of a late effect,
 // sent without a transition): it is the saga's only while the saga has
 // abandoned the step.
-func (e *Engine) UndoStanding(ctx context.Context, m *streams.Message, step int) (Standing, string, error) {
+func (e *Engine) undoStanding(ctx context.Context, m *streams.Message, step int) (verdict, string, *State, error) {
 	st, err := e.Get(ctx, m.Env.SagaID)
 	if errors.Is(err, ErrNotFound) {
-		return Gone, "saga not found", nil
+		return gone, "saga not found", nil, nil
 	}
 	if err != nil {
-		return 0, "", err
+		return 0, "", nil, err
 	}
 	if st.Mode != m.Env.SagaMode || !abandoned(st, step) {
-		return Foreign, fmt.Sprintf("an undo of step %d, which the %s saga did not abandon", step, st.Status), nil
+		return foreign, fmt.Sprintf("an undo of step %d, which the %s saga did not abandon", step, st.Status), st, nil
 	}
-	return Awaited, "", nil
+	return awaited, "", st, nil
 }
 
-// Reject moves an entry its saga refuses (Standing Foreign) to the
+// Reject moves an entry its saga refuses (verdict foreign) to the
 // dead-letter stream with the reason, raises an entry.rejected alert and
 // acknowledges it, in one script: forgeries and replay mistakes are seen by
 // an operator, never applied and never silently dropped.
-func (e *Engine) Reject(ctx context.Context, m *streams.Message, reason string) error {
+func (e *Engine) reject(ctx context.Context, m *streams.Message, reason string) error {
 	alert := []any{"type", "entry.rejected", "saga_id", m.Env.SagaID, "event_type", m.Env.Type,
 		"source_stream", m.Stream, "source_id", m.ID, "group", m.Group, "error", reason}
 	if err := e.deadLetterOnly(ctx, m, deadLetterFields(m, "rejected: "+reason), alert); err != nil {
 		return err
 	}
-	e.Stats.Rejected.Add(1)
+	e.stats.rejected.Add(1)
 	e.opts.Logger.WarnContext(ctx, "entry rejected: not a message its saga waits for", "saga_id", m.Env.SagaID,
 		"event_type", m.Env.Type, "group", m.Group, "entry_id", m.ID, "reason", reason)
 	return nil
 }
 
-// SagaMissing deals with an entry whose saga hash is gone (Standing Gone):
-// it is dead-lettered, and the loss alerted once per saga (see Missing).
-func (e *Engine) SagaMissing(ctx context.Context, m *streams.Message, reason string) error {
+// SagaMissing deals with an entry whose saga hash is gone (verdict gone):
+// it is dead-lettered, and the loss alerted once per saga (see missing).
+func (e *Engine) sagaMissing(ctx context.Context, m *streams.Message, reason string) error {
 	dead := deadLetterFields(m, "saga not found: "+reason)
 	return e.missing(ctx, m.Partition, m.Env.SagaID, m, m.Group+"/"+m.Env.Type, "", dead)
 }
@@ -174,14 +182,14 @@ func (e *Engine) SagaMissing(ctx context.Context, m *streams.Message, reason str
 // to drop. The saga's record, found through the partition's record
 // references, is marked FAILED.
 func (e *Engine) missing(ctx context.Context, p int, sagaID string, m *streams.Message, foundBy, member string, dead []any) error {
-	ref, err := e.rdb.HGet(ctx, e.ks.Records(p), sagaID).Result()
+	ref, err := e.rdb.HGet(ctx, e.keys.Records(p), sagaID).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("read record reference: %w", err)
 	}
-	sagaKey := e.ks.Saga(p, sagaID)
+	sagaKey := e.keys.Saga(p, sagaID)
 	recordKey := sagaKey
 	if kind, id, ok := strings.Cut(ref, ":"); ok {
-		recordKey = e.ks.Record(p, kind, id)
+		recordKey = e.keys.Record(p, kind, id)
 	}
 	stream, group, entry := sagaKey, "", ""
 	if m != nil {
@@ -189,10 +197,10 @@ func (e *Engine) missing(ctx context.Context, p int, sagaID string, m *streams.M
 	} else {
 		dead = nil
 	}
-	keys := []string{stream, sagaKey, e.ks.Records(p), e.ks.Missing(p, sagaID), recordKey,
-		e.ks.DeadLetter(p), e.ks.Alerts(p), e.ks.Deadlines(p), e.ks.Retries(p)}
-	for _, s := range event.SagaStatuses {
-		keys = append(keys, e.ks.Index(p, s))
+	keys := []string{stream, sagaKey, e.keys.Records(p), e.keys.Missing(p, sagaID), recordKey,
+		e.keys.DeadLetter(p), e.keys.Alerts(p), e.keys.Deadlines(p), e.keys.Retries(p)}
+	for _, s := range Statuses {
+		keys = append(keys, e.keys.Index(p, s))
 	}
 	args := append([]any{group, entry, sagaID, ref, int64(e.opts.Retention.Seconds()), foundBy, member}, dead...)
 	res, err := missingScript.Run(ctx, e.rdb, keys, args...).Text()
@@ -207,9 +215,9 @@ func (e *Engine) missing(ctx context.Context, p int, sagaID string, m *streams.M
 		e.opts.Logger.ErrorContext(ctx, "saga not found: its hash is gone (evicted, deleted or flushed)",
 			"saga_id", sagaID, "found_by", foundBy, "record", ref)
 	}
-	e.Stats.Missing.Add(1)
+	e.stats.missing.Add(1)
 	if m != nil {
-		e.Stats.DeadLettered.Add(1)
+		e.stats.deadLettered.Add(1)
 	}
 	return nil
 }

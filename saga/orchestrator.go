@@ -14,182 +14,196 @@ import (
 	"github.com/streamsaga/streamsaga/streams"
 )
 
-// Errors of Retry.
-var (
-	// ErrNotFailed: only a FAILED saga can be retried.
-	ErrNotFailed = errors.New("saga is not FAILED")
-	// ErrCannotRetry: nothing in the saga's definition can undo what is left.
-	ErrCannotRetry = errors.New("saga cannot be re-driven")
-)
+// The orchestration style: a stateless orchestrator (the group named
+// Orchestrator) sends each step's command, the step's service answers with
+// a reply, and the orchestrator advances the saga by one fenced transition
+// per reply. No process holds a saga between two messages.
 
-// CommandData is the data of a command: the saga's context with the step
-// and phase added, so that a service needs nothing else.
-func CommandData(sagaContext json.RawMessage, step int, phase string) (json.RawMessage, error) {
-	m := map[string]json.RawMessage{}
-	if len(sagaContext) > 0 {
-		if err := json.Unmarshal(sagaContext, &m); err != nil {
-			return nil, fmt.Errorf("saga context: %w", err)
-		}
-	}
-	m["step"] = json.RawMessage(strconv.Itoa(step))
-	m["phase"], _ = json.Marshal(phase)
-	return json.Marshal(m)
+// replyData is the data of a service's reply to a command.
+type replyData struct {
+	Command string          `json:"command"`
+	Step    int             `json:"step"`
+	Phase   string          `json:"phase"`
+	OK      bool            `json:"ok"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
 }
 
-// HandleReply is the orchestrator: it advances a saga by one service reply,
-// in one transition script fenced on the saga's version (state change + next
-// command + XACK). It keeps nothing in memory between replies, so any worker
-// can run it and a killed one loses nothing.
-func (e *Engine) HandleReply(ctx context.Context, m *streams.Message) error {
-	var r event.ReplyData
+// commandData is what the orchestrator adds to a command's data, beside the
+// saga's context.
+type commandData struct {
+	Step  int    `json:"step"`
+	Phase string `json:"phase"`
+}
+
+// phaseUndo compensates a late effect of a step its saga gave up on: sent
+// without a transition, answered by no reply.
+const phaseUndo = "undo"
+
+// serveCommand is a service's hop in orchestration: it runs the command's
+// operation and answers the orchestrator, the operation's writes on the
+// saga's partition applied with the reply, once per command.
+func (e *Engine) serveCommand(ctx context.Context, m *streams.Message, rt route) error {
+	d, k := rt.def, rt.step
+	var cmd commandData
+	if err := json.Unmarshal(m.Env.Data, &cmd); err != nil || cmd.Step != k ||
+		(cmd.Phase != string(rt.phase) && !(rt.phase == Compensate && cmd.Phase == phaseUndo)) {
+		return streams.Permanent(fmt.Errorf("%s carries no step %d and phase %s", m.Env.Type, k, rt.phase))
+	}
+	if cmd.Phase == phaseUndo {
+		standing, why, st, err := e.undoStanding(ctx, m, k)
+		if err != nil {
+			return err
+		}
+		if standing != awaited {
+			return e.refuse(ctx, m, standing, why)
+		}
+		return e.undo(ctx, m, d, k, st)
+	}
+	r, _, done, err := e.operate(ctx, m, d, k, rt.phase, m.Env.Data)
+	if done {
+		return err
+	}
+	return e.settle(ctx, m, d, k, rt.phase, r, func(r *run) (scriptResult, error) {
+		return e.reply(ctx, m, k, rt.phase, r)
+	})
+}
+
+// reply runs reply.lua: the writes and the reply, fenced, once per command.
+func (e *Engine) reply(ctx context.Context, m *streams.Message, k int, phase Phase, r *run) (scriptResult, error) {
+	data, err := json.Marshal(replyData{Command: m.Env.Type, Step: k, Phase: string(phase), OK: r.out.ok,
+		Result: r.result, Reason: r.out.reason})
+	if err != nil {
+		return scriptResult{}, fmt.Errorf("encode reply: %w", err)
+	}
+	comp, keep := "", ""
+	if phase == Compensate {
+		comp = strconv.Itoa(k)
+	}
+	if r.outside {
+		keep = "1"
+	}
+	keys := []string{e.keys.Saga(m.Partition, m.Env.SagaID), m.Stream, e.keys.Stream(m.Partition, ReplyType)}
+	args := []any{m.Group, m.ID, m.Env.SagaVersion, identity(m.Env.SagaMode, m.Env.Type, m.Env.EventID), comp, keep,
+		newEventID(), m.Env.SagaMode, m.Env.EventID, e.opts.Clock().UTC().Format(time.RFC3339Nano), string(data)}
+	keys, args = writeArgs(keys, args, r.local)
+	return e.result(replyScript.Run(ctx, e.rdb, keys, args...).Slice())
+}
+
+// handleReply is the orchestrator: it advances a saga by one service reply,
+// in one transition fenced on the saga's version and on the reply answering
+// the command the saga waits for (state change + next command + XACK).
+func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
+	var r replyData
 	if err := json.Unmarshal(m.Env.Data, &r); err != nil {
 		return streams.Permanent(fmt.Errorf("decode reply: %w", err))
 	}
 	st, err := e.Get(ctx, m.Env.SagaID)
 	if errors.Is(err, ErrNotFound) {
-		return e.SagaMissing(ctx, m, "the orchestrator")
+		return e.sagaMissing(ctx, m, "the orchestrator")
 	}
 	if err != nil {
 		return err
 	}
-	// A reply is the saga's only if it answers the command the saga sent at
-	// that version: its causation is the command's id.
 	switch standing, why := standingOf(st, m.Env.SagaVersion, m.Env.SagaMode, r.Command, m.Env.CausationID, false); standing {
-	case Foreign:
-		return e.Reject(ctx, m, why)
-	case Late:
-		return e.staleReply(ctx, m, st, r)
+	case foreign:
+		return e.reject(ctx, m, why)
+	case late:
+		return e.lateReply(ctx, m, st, r)
 	}
-	def := e.defs[st.Type]
-	if def == nil || r.Step < 0 || r.Step >= len(def.Steps) || r.Step >= len(st.Steps) || !answers(def.Steps[r.Step], r) {
-		return e.Reject(ctx, m, fmt.Sprintf("a %s reply for step %d that command %s did not ask for", r.Phase, r.Step, r.Command))
+	d := e.defs[st.Type]
+	if d == nil || r.Step < 0 || r.Step >= len(d.Steps) || r.Step >= len(st.Steps) || !answers(d.Steps[r.Step], r) {
+		return e.reject(ctx, m, fmt.Sprintf("a %s reply for step %d that command %s did not ask for", r.Phase, r.Step, r.Command))
 	}
-	c := e.newCommit(m)
-	c.ident = identity(m.Env.SagaMode, r.Command, m.Env.CausationID)
-	c.mode, c.sagaType = st.Mode, st.Type
-	// The saga can give up on this step (a sweeper's timeout) between the
-	// read above and the commit, which the fence then refuses. An effect
-	// that landed must not be dropped with the reply: the entry is kept, the
-	// saga read again, and the effect undone if the step was abandoned.
-	effect := r.Phase == event.PhaseExecute && r.OK
-	c.keepOnRefusal = effect
-	if err := e.advance(c, def, st, r); err != nil {
+	c := newPatch(st.Type, st.SagaID, st.Mode, m.Partition, st.Status)
+	c.record = st.Record
+	if err := e.advance(c, d, st, r, m.Env.EventID); err != nil {
 		return err
 	}
 	if e.beforeReplyCommit != nil {
 		e.beforeReplyCommit()
 	}
-	res, err := c.run(ctx, e)
+	// The saga can give up on this step (a sweeper's timeout) between the
+	// read above and the commit, which the fence then refuses. An effect
+	// that landed must not be dropped with the reply: the entry is kept, the
+	// saga read again, and the effect undone if the step was abandoned.
+	effect := r.Phase == string(Execute) && r.OK
+	keep := ""
+	if effect {
+		keep = "1"
+	}
+	keys := append(c.keys(e), m.Stream)
+	args := []any{m.Group, m.ID, m.Env.SagaVersion, identity(m.Env.SagaMode, r.Command, m.Env.CausationID), "", keep}
+	args = append(args, c.args(e)...)
+	args = append(args, 0) // no writes: the service applied them with its reply
+	args = append(args, c.fields...)
+	res, err := e.result(hopScript.Run(ctx, e.rdb, keys, args...).Slice())
 	if err != nil {
 		return err
 	}
-	switch res.Code {
-	case Rejected:
-		return e.Reject(ctx, m, res.Reason)
-	case Missing:
-		return e.SagaMissing(ctx, m, "the orchestrator")
-	}
-	if res.Code != Applied && effect {
-		now, err := e.Get(ctx, m.Env.SagaID)
-		if errors.Is(err, ErrNotFound) {
-			return e.SagaMissing(ctx, m, "the orchestrator")
+	switch res.code {
+	case applied:
+		e.applied(c)
+		if c.status == StatusFailed {
+			e.opts.Logger.WarnContext(ctx, "saga FAILED: a compensation failed for good", "saga_id", st.SagaID,
+				"step", d.Steps[r.Step].Name, "attempts", e.opts.CompensationAttempts, "reason", r.Reason)
 		}
-		if err != nil {
-			return err
-		}
-		return e.staleReply(ctx, m, now, r)
+		return nil
+	case rejectedCode:
+		return e.reject(ctx, m, res.reason)
+	case missingCode:
+		return e.sagaMissing(ctx, m, "the orchestrator")
 	}
-	if res.Code == Applied && c.status == event.StatusFailed {
-		e.Stats.Failed.Add(1)
-		e.opts.Logger.WarnContext(ctx, "saga FAILED: a compensation failed for good", "saga_id", st.SagaID,
-			"step", def.Steps[r.Step].Name, "attempts", e.opts.CompensationAttempts, "reason", r.Reason)
+	if !effect {
+		return nil // STALE: acknowledged by the script
 	}
-	return nil
+	now, err := e.Get(ctx, m.Env.SagaID)
+	if errors.Is(err, ErrNotFound) {
+		return e.sagaMissing(ctx, m, "the orchestrator")
+	}
+	if err != nil {
+		return err
+	}
+	return e.lateReply(ctx, m, now, r)
 }
 
 // answers reports whether r can answer a command of step s: the command
 // is the step's in r's phase.
-func answers(s Step, r event.ReplyData) bool {
-	switch r.Phase {
-	case event.PhaseExecute:
-		return r.Command == s.Execute
-	case event.PhaseCompensate:
-		return r.Command == s.Compensate && s.Compensate != ""
+func answers(s stepSpec, r replyData) bool {
+	switch Phase(r.Phase) {
+	case Execute:
+		return s.CanExecute && r.Command == s.Execute
+	case Compensate:
+		return s.CanCompensate && r.Command == s.Compensate
 	}
 	return false
 }
 
-// staleReply deals with a reply its saga has moved past: usually a
-// duplicate or a late reply, acknowledged; but an effect that landed after
-// the saga gave up on its step (a hanging step) is undone, once
-// (compensations are idempotent).
-func (e *Engine) staleReply(ctx context.Context, m *streams.Message, st *State, r event.ReplyData) error {
-	e.Stats.Stale.Add(1)
-	e.opts.Logger.DebugContext(ctx, "late reply", "saga_id", st.SagaID, "command", r.Command, "saga_version", st.Version)
-	def := e.defs[st.Type]
-	if r.Phase == event.PhaseExecute && r.OK && def != nil && r.Step >= 0 && r.Step < len(def.Steps) &&
-		abandoned(st, r.Step) && def.Steps[r.Step].Compensate != "" {
-		return e.undo(ctx, m, st, def.Steps[r.Step].Compensate, r.Step)
+// lateReply deals with a reply its saga has moved past: usually a duplicate
+// or a late reply, acknowledged; but an effect that landed after the saga
+// gave up on its step (a hanging step) is undone by the step's service,
+// once (compensations are idempotent): an undo command goes to it.
+func (e *Engine) lateReply(ctx context.Context, m *streams.Message, st *State, r replyData) error {
+	e.stats.stale.Add(1)
+	d := e.defs[st.Type]
+	if r.Phase == string(Execute) && r.OK && d != nil && r.Step >= 0 && r.Step < len(d.Steps) &&
+		abandoned(st, r.Step) && d.Steps[r.Step].CanCompensate {
+		return e.sendUndo(ctx, m, st, d.Steps[r.Step].Compensate, r.Step)
 	}
-	return e.Ack(ctx, m)
+	return e.ack(ctx, m)
 }
 
 // abandoned reports whether a saga gave up on step i before it completed:
 // an effect of that step that lands now must be compensated.
 func abandoned(st *State, i int) bool {
-	return st.Status != event.StatusInProgress && st.Status != event.StatusCompleted &&
-		i < len(st.Steps) && st.Steps[i].Status == event.StepFailed
+	return st.Status != StatusInProgress && st.Status != StatusCompleted &&
+		i >= 0 && i < len(st.Steps) && st.Steps[i].Status == StepFailed
 }
 
-// Abandoned reports whether the saga gave up on step i before it completed
-// (for a service that committed its step's effect and found the saga gone
-// on): the service must then compensate that effect itself.
-func (e *Engine) Abandoned(ctx context.Context, sagaID string, i int) (bool, error) {
-	st, err := e.Get(ctx, sagaID)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return abandoned(st, i), nil
-}
-
-// IsCompensation reports whether a message type belongs to a saga's way
-// back: a failure event, a compensation event or command, a retry, a
-// failure for good (for pictures and logs).
-func (e *Engine) IsCompensation(typ string) bool {
-	switch typ {
-	case "saga.failed", "retry.scheduled":
-		return true
-	}
-	if def, ok := e.byEvent[typ]; ok {
-		eff := def.Events[typ]
-		return eff.StepStatus == event.StepFailed || eff.StepStatus == event.StepCompensated ||
-			eff.Status == event.StatusCompensating || eff.Status == event.StatusCompensated
-	}
-	for _, def := range e.defs {
-		for _, s := range def.Steps {
-			if s.Compensate == typ {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// StepOf is the step a choreography event reports on, or NoStep.
-func (e *Engine) StepOf(eventType string) int {
-	if def, ok := e.byEvent[eventType]; ok {
-		return def.Events[eventType].Step
-	}
-	return NoStep
-}
-
-// undo sends the compensation of step i as an undo command (no transition,
-// no reply) and acknowledges the late reply m, in one script.
-func (e *Engine) undo(ctx context.Context, m *streams.Message, st *State, command string, i int) error {
-	data, err := CommandData(st.Context, i, event.PhaseUndo)
+// sendUndo sends the compensation of step i as an undo command (no
+// transition, no reply) and acknowledges the late reply m, in one script.
+func (e *Engine) sendUndo(ctx context.Context, m *streams.Message, st *State, command string, i int) error {
+	data, err := commandPayload(st.Context, i, phaseUndo)
 	if err != nil {
 		return err
 	}
@@ -197,7 +211,7 @@ func (e *Engine) undo(ctx context.Context, m *streams.Message, st *State, comman
 		EventID: newEventID(), Type: command, SagaID: st.SagaID, SagaMode: st.Mode,
 		SagaVersion: st.Version, CausationID: m.Env.EventID, OccurredAt: e.opts.Clock(), Data: data,
 	}
-	keys := []string{m.Stream, e.ks.Stream(m.Partition, command), e.ks.Alerts(m.Partition)}
+	keys := []string{m.Stream, e.keys.Stream(m.Partition, command), e.keys.Alerts(m.Partition)}
 	args := append([]any{m.Group, m.ID, 0}, env.Fields()...)
 	if err := forwardScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("undo: %w", err)
@@ -206,76 +220,44 @@ func (e *Engine) undo(ctx context.Context, m *streams.Message, st *State, comman
 	return nil
 }
 
-// Reply answers an orchestrator command m: it publishes r on the reply
-// stream and acknowledges m in one script. The reply carries the command's
-// saga version, which the orchestrator's transition is fenced on.
-func (e *Engine) Reply(ctx context.Context, m *streams.Message, r event.ReplyData) error {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode reply: %w", err)
-	}
-	env := &event.Envelope{
-		EventID: newEventID(), Type: event.Reply, SagaID: m.Env.SagaID, SagaMode: m.Env.SagaMode,
-		SagaVersion: m.Env.SagaVersion, CausationID: m.Env.EventID, OccurredAt: e.opts.Clock(), Data: data,
-	}
-	keys := []string{m.Stream, e.ks.Stream(m.Partition, event.Reply), e.ks.Alerts(m.Partition)}
-	args := append([]any{m.Group, m.ID, 0}, env.Fields()...)
-	if err := forwardScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
-		return fmt.Errorf("reply: %w", err)
-	}
-	return nil
-}
-
 // advance fills c with what reply r does to the saga.
-func (e *Engine) advance(c *commit, def *Definition, st *State, r event.ReplyData) error {
+func (e *Engine) advance(c *patch, d *definition, st *State, r replyData, causation string) error {
 	i := r.Step
-	result := ""
-	if len(r.Result) > 0 {
-		result = string(r.Result)
-	}
 	switch {
-	case r.Phase == event.PhaseExecute && r.OK:
-		c.saga = []any{stepField(i, "status"), event.StepCompleted}
-		if result != "" {
-			c.saga = append(c.saga, stepField(i, "result"), result)
+	case r.Phase == string(Execute) && r.OK:
+		c.step(i, StepCompleted).result(i, r.Result)
+		if i+1 < len(d.Steps) {
+			c.current(i + 1)
+			return c.command(e, d.Steps[i+1].Execute, st.Context, i+1, Execute, causation)
 		}
-		if i+1 < len(def.Steps) {
-			c.saga = append(c.saga, "current_step", strconv.Itoa(i+1))
-			return c.command(def.Steps[i+1].Execute, st.Context, i+1, event.PhaseExecute)
-		}
-		return e.finish(c, def.Completed, event.StatusCompleted, st)
+		e.finish(c, d, StatusCompleted, st, causation)
+		return nil
 
-	case r.Phase == event.PhaseExecute:
+	case r.Phase == string(Execute):
 		st.Reason = r.Reason
-		c.status = event.StatusCompensating
-		c.saga = []any{stepField(i, "status"), event.StepFailed, "status", c.status, "reason", st.Reason}
-		if result != "" {
-			c.saga = append(c.saga, stepField(i, "result"), result)
-		}
-		return e.compensateFrom(c, def, st, i-1)
+		c.to(StatusCompensating).set("status", StatusCompensating).step(i, StepFailed).reason(r.Reason).result(i, r.Result)
+		return e.compensateFrom(c, d, st, i-1, causation)
 
-	case r.Phase == event.PhaseCompensate && r.OK:
-		c.saga = []any{stepField(i, "status"), event.StepCompensated}
-		if result != "" {
-			c.saga = append(c.saga, stepField(i, "result"), result)
+	case r.Phase == string(Compensate) && r.OK:
+		if st.Steps[i].Status == StepCompleted {
+			// A step that never took effect stays FAILED: its compensation
+			// was a null one.
+			c.step(i, StepCompensated).result(i, r.Result)
 		}
-		return e.compensateFrom(c, def, st, i-1)
+		return e.compensateFrom(c, d, st, i-1, causation)
 
-	case r.Phase == event.PhaseCompensate:
+	case r.Phase == string(Compensate):
 		attempts := st.Steps[i].Attempts + 1
-		c.saga = []any{stepField(i, "attempts"), strconv.Itoa(attempts), "last_error", r.Reason}
+		c.set(stepField(i, "attempts"), strconv.Itoa(attempts), "last_error", r.Reason)
 		if attempts < e.opts.CompensationAttempts {
 			// Try again after a capped exponential back-off: the retries set
 			// holds the saga until then, and the Redriver re-sends the command.
-			c.retry = "schedule:" + strconv.FormatInt(e.backoff(attempts).Milliseconds(), 10)
-			c.history = "retry.scheduled|" + def.Steps[i].Compensate
+			c.retry = e.backoff(attempts)
+			c.history = "retry.scheduled|" + d.Steps[i].Compensate
 			return nil
 		}
-		why := fmt.Sprintf("compensation %s of %s failed %d times: %s", def.Steps[i].Compensate, def.Steps[i].Name, attempts, r.Reason)
-		c.status = event.StatusFailed
-		c.saga = append(c.saga, stepField(i, "status"), event.StepFailed, "status", c.status, "reason", why)
-		c.history = "saga.failed|" + def.Steps[i].Compensate
-		c.alert = []any{"saga_id", st.SagaID, "type", "saga.failed", "step", def.Steps[i].Name, "error", why}
+		why := fmt.Sprintf("compensation %s of %s failed %d times: %s", d.Steps[i].Compensate, d.Steps[i].Name, attempts, r.Reason)
+		c.step(i, StepFailed).failed(d.Steps[i].Name, d.Steps[i].Compensate, why)
 		return nil
 	}
 	return streams.Permanent(fmt.Errorf("reply with unknown phase %q", r.Phase))
@@ -295,53 +277,33 @@ func (e *Engine) backoff(n int) time.Duration {
 
 // compensateFrom sends the compensation of the last completed step at or
 // before index from, or ends the saga COMPENSATED when none is left.
-func (e *Engine) compensateFrom(c *commit, def *Definition, st *State, from int) error {
-	c.status = event.StatusCompensating
-	c.saga = append(c.saga, "status", c.status)
+func (e *Engine) compensateFrom(c *patch, d *definition, st *State, from int, causation string) error {
+	c.to(StatusCompensating).set("status", StatusCompensating)
 	for j := from; j >= 0; j-- {
-		if st.Steps[j].Status == event.StepCompleted && def.Steps[j].Compensate != "" {
-			c.saga = append(c.saga, "current_step", strconv.Itoa(j))
-			return c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate)
+		if st.Steps[j].Status == StepCompleted && d.Steps[j].CanCompensate {
+			c.current(j)
+			return c.command(e, d.Steps[j].Compensate, st.Context, j, Compensate, causation)
 		}
 	}
-	return e.finish(c, def.Compensated, event.StatusCompensated, st)
+	e.finish(c, d, StatusCompensated, st, causation)
+	return nil
 }
 
 // finish ends an orchestrated saga: its status, its final event, its record.
-func (e *Engine) finish(c *commit, f Final, status string, st *State) error {
-	c.status = status
-	c.saga = append(c.saga, "status", status)
-	if f.Event != "" {
-		data, err := withReason(st.Context, st.Reason)
-		if err != nil {
-			return err
-		}
-		c.emit(f.Event, data)
+func (e *Engine) finish(c *patch, d *definition, status string, st *State, causation string) {
+	c.to(status).set("status", status)
+	if status == StatusCompleted {
+		c.ends(RecordCompleted, "").publish(e, d.Completed, st.Context, causation)
+		return
 	}
-	if kind, id, ok := strings.Cut(st.Record, ":"); ok && len(f.Record) > 0 {
-		fields := map[string]string{"reason": st.Reason}
-		for k, v := range f.Record {
-			fields[k] = v
-		}
-		c.record(&Record{Kind: kind, ID: id, Fields: fields})
-	}
-	return nil
-}
-
-func (c *commit) command(typ string, sagaContext json.RawMessage, step int, phase string) error {
-	data, err := CommandData(sagaContext, step, phase)
-	if err != nil {
-		return err
-	}
-	c.emit(typ, data)
-	return nil
+	c.ends(RecordCancelled, st.Reason).publish(e, d.Compensated, st.Context, causation)
 }
 
 // RedriveDue re-sends the current command of every saga of partition p
 // whose retry time has come. Each re-send is one fenced script that checks
 // the time again, so any number of workers can run it at once.
 func (e *Engine) RedriveDue(ctx context.Context, p int) (int, error) {
-	ids, err := e.due(ctx, e.ks.Retries(p))
+	ids, err := e.due(ctx, e.keys.Retries(p))
 	if err != nil {
 		return 0, err
 	}
@@ -371,24 +333,23 @@ func (e *Engine) redrive(ctx context.Context, p int, member string) (bool, error
 	if err != nil || (gerr == nil && st.Version != version) {
 		// Malformed, or the saga moved on since it was scheduled: the
 		// member is obsolete (a newer schedule has another member).
-		return false, e.rdb.ZRem(ctx, e.ks.Retries(p), member).Err()
+		return false, e.rdb.ZRem(ctx, e.keys.Retries(p), member).Err()
 	}
 	if gerr != nil {
 		return false, gerr
 	}
-	def := e.defs[st.Type]
+	d := e.defs[st.Type]
 	j := st.CurrentStep
-	if def == nil || st.Status != event.StatusCompensating || j < 0 || j >= len(def.Steps) || def.Steps[j].Compensate == "" {
-		return false, e.rdb.ZRem(ctx, e.ks.Retries(p), member).Err()
+	if d == nil || st.Status != StatusCompensating || j < 0 || j >= len(d.Steps) || !d.Steps[j].CanCompensate {
+		return false, e.rdb.ZRem(ctx, e.keys.Retries(p), member).Err()
 	}
-	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
-	c.sagaType = st.Type
-	c.retry = "due:" + member
-	if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
+	c := newPatch(st.Type, st.SagaID, st.Mode, p, st.Status)
+	if err := c.command(e, d.Steps[j].Compensate, st.Context, j, Compensate, "retry"); err != nil {
 		return false, err
 	}
-	res, err := c.run(ctx, e)
-	return err == nil && res.Code == Applied, err
+	args := append([]any{st.Version, member}, c.args(e)...)
+	res, err := e.result(redriveScript.Run(ctx, e.rdb, c.keys(e), append(args, c.fields...)...).Slice())
+	return err == nil && res.code == applied, err
 }
 
 // Redriver re-sends compensations whose back-off has passed, in every
@@ -416,7 +377,7 @@ func everyPartition(ctx context.Context, e *Engine, interval, def time.Duration,
 		log = slog.Default()
 	}
 	streams.RunEvery(ctx, interval, func(ctx context.Context) {
-		for p := range e.ks.Partitions {
+		for p := range e.keys.Partitions {
 			if _, err := fn(ctx, p); err != nil && ctx.Err() == nil {
 				log.WarnContext(ctx, what, "partition", p, "err", err)
 			}
@@ -433,8 +394,8 @@ func (e *Engine) Retry(ctx context.Context, sagaID string) error {
 	if errors.Is(err, ErrNotFound) {
 		// A saga the partition still lists as unfinished was lost: report it
 		// (an unknown id is only a 404).
-		p := e.ks.PartitionOf(sagaID)
-		if known, kerr := e.rdb.HExists(ctx, e.ks.Records(p), sagaID).Result(); kerr == nil && known {
+		p := e.keys.PartitionOf(sagaID)
+		if known, kerr := e.rdb.HExists(ctx, e.keys.Records(p), sagaID).Result(); kerr == nil && known {
 			if merr := e.missing(ctx, p, sagaID, nil, "a retry request", "", nil); merr != nil {
 				return merr
 			}
@@ -444,59 +405,76 @@ func (e *Engine) Retry(ctx context.Context, sagaID string) error {
 	if err != nil {
 		return err
 	}
-	if st.Status != event.StatusFailed {
+	if st.Status != StatusFailed {
 		return ErrNotFailed
 	}
-	def := e.defs[st.Type]
-	if def == nil {
+	d := e.defs[st.Type]
+	if d == nil {
 		return ErrCannotRetry
 	}
-	p := e.ks.PartitionOf(sagaID)
-	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
-	c.sagaType = st.Type
-	c.status = event.StatusCompensating
-	if st.Mode == event.ModeOrchestration {
+	p := e.keys.PartitionOf(sagaID)
+	c := newPatch(st.Type, st.SagaID, st.Mode, p, st.Status)
+	c.record = st.Record
+	c.to(StatusCompensating).set("status", StatusCompensating)
+	if st.Mode == ModeOrchestration {
 		j := st.CurrentStep
-		if j < 0 || j >= len(def.Steps) {
+		if j < 0 || j >= len(d.Steps) {
 			return ErrCannotRetry
 		}
-		if def.Steps[j].Compensate == "" {
+		if !d.Steps[j].CanCompensate {
 			// Nothing undoes step j itself: carry on with those before it.
-			c.saga = []any{stepField(j, "status"), event.StepFailed}
-			if err := e.compensateFrom(c, def, st, j-1); err != nil {
+			c.step(j, StepFailed)
+			if err := e.compensateFrom(c, d, st, j-1, "retry"); err != nil {
 				return err
 			}
 		} else {
-			c.saga = []any{"status", c.status, stepField(j, "status"), event.StepCompleted, stepField(j, "attempts"), "0"}
-			if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
+			c.step(j, StepCompleted).set(stepField(j, "attempts"), "0")
+			if err := c.command(e, d.Steps[j].Compensate, st.Context, j, Compensate, "retry"); err != nil {
 				return err
 			}
 		}
 	} else {
 		k := -1
 		for i, s := range st.Steps {
-			if s.Status == event.StepCompleted || s.Status == event.StepFailed {
+			if s.Status == StepCompleted || s.Status == StepFailed {
 				k = i
 			}
 		}
-		if k < 0 || def.Steps[k].Abort == "" {
+		if k < 0 {
 			return ErrCannotRetry
 		}
-		data, err := withReason(st.Context, st.Reason)
-		if err != nil {
-			return err
+		ev := d.abort(k, false, st.Steps[k].Status == StepCompleted)
+		if ev == "" {
+			return ErrCannotRetry
 		}
-		c.saga = []any{"status", c.status, "sweeps", "0"}
-		c.emit(def.Steps[k].Abort, data)
+		c.set("sweeps", "0").publish(e, ev, st.Context, "retry")
 	}
-	res, err := c.run(ctx, e)
+	args := append([]any{st.Version}, c.args(e)...)
+	res, err := e.result(retryScript.Run(ctx, e.rdb, c.keys(e), append(args, c.fields...)...).Slice())
 	switch {
 	case err != nil:
 		return err
-	case res.Code == Missing:
+	case res.code == missingCode:
 		return ErrNotFound
-	case res.Code != Applied:
+	case res.code != applied:
 		return ErrNotFailed // another retry won the race
 	}
+	e.applied(c)
 	return nil
+}
+
+// IsCompensation reports whether a message type belongs to a saga's way
+// back: a failure event, a compensation event or command, a retry, a
+// failure for good (for pictures and logs).
+func (e *Engine) IsCompensation(typ string) bool {
+	switch typ {
+	case "saga.failed", "retry.scheduled":
+		return true
+	}
+	for _, d := range e.defs {
+		if d.isCompensation(typ) {
+			return true
+		}
+	}
+	return false
 }

@@ -57,7 +57,7 @@ type model struct {
 	t         *testing.T
 	rt        *rapid.T
 	e         *Engine
-	def       *Definition
+	def       *definition
 	st        *State
 	history   map[int64]string // version → "type|id" the saga waits for
 	queue     []message
@@ -70,8 +70,9 @@ type model struct {
 }
 
 func newModel(t *testing.T, rt *rapid.T) *model {
-	m := &model{t: t, rt: rt, e: testEngine(t), def: gearSaga(), history: map[int64]string{}}
-	m.st = sagaAt(event.ModeOrchestration, event.StatusInProgress, 0)
+	e, d := testEngine(t)
+	m := &model{t: t, rt: rt, e: e, def: d, history: map[int64]string{}}
+	m.st = sagaAt(event.ModeOrchestration, StatusInProgress, 0)
 	m.st.Version = 1
 	for i := range m.def.Steps {
 		m.services = append(m.services, &service{
@@ -79,7 +80,7 @@ func newModel(t *testing.T, rt *rapid.T) *model {
 			refusals:  rapid.IntRange(0, 3).Draw(rt, fmt.Sprint("refusals", i)),
 		})
 	}
-	first := m.command(m.def.Steps[0].Execute, 0, event.PhaseExecute, 1)
+	first := m.command(m.def.Steps[0].Execute, 0, string(Execute), 1)
 	m.history[1] = first.typ + "|" + first.id
 	return m
 }
@@ -108,9 +109,9 @@ func (m *model) act(action int) {
 			m.queue = append(m.queue, m.queue[rapid.IntRange(0, len(m.queue)-1).Draw(m.rt, "duplicate")])
 		}
 	case 3: // the step in flight times out
-		if m.st.Status == event.StatusInProgress {
-			c := m.e.sagaCommit(0, m.st.SagaID, m.st.Mode, m.st.Version)
-			m.must(m.e.giveUp(c, m.def, m.st, "timed out", "deadline", true))
+		if m.st.Status == StatusInProgress {
+			c := newPatch(m.st.Type, m.st.SagaID, m.st.Mode, 0, m.st.Status)
+			m.must(m.e.giveUp(c, m.def, m.st, "timed out", "deadline", "deadline", true))
 			m.apply(c)
 		}
 	case 4: // a message is dead-lettered (its handler kept failing)
@@ -127,9 +128,9 @@ func (m *model) act(action int) {
 				m.queue = append(m.queue[:i], m.queue[i+1:]...)
 				// The saga gives up on the step in flight; a compensation
 				// dead-lettered makes it FAILED with an alert.
-				m.deadCompensation = m.deadCompensation || m.st.Status != event.StatusInProgress
-				c := m.e.sagaCommit(0, m.st.SagaID, m.st.Mode, m.st.Version)
-				m.must(m.e.giveUp(c, m.def, m.st, "dead-lettered", msg.typ, false))
+				m.deadCompensation = m.deadCompensation || m.st.Status != StatusInProgress
+				c := newPatch(m.st.Type, m.st.SagaID, m.st.Mode, 0, m.st.Status)
+				m.must(m.e.giveUp(c, m.def, m.st, "dead-lettered", msg.typ, msg.id, false))
 				m.apply(c)
 			}
 		}
@@ -153,25 +154,25 @@ func (m *model) deliver(i int) {
 		return
 	}
 	svc := m.services[msg.step]
-	if msg.phase != event.PhaseUndo && !m.live(msg.version, msg.typ, msg.id) {
+	if msg.phase != phaseUndo && !m.live(msg.version, msg.typ, msg.id) {
 		// A command its saga moved past gets no effect; the late effect
 		// of an abandoned step is undone.
-		if msg.phase == event.PhaseExecute && abandoned(m.st, msg.step) && m.def.Steps[msg.step].Compensate != "" {
+		if msg.phase == string(Execute) && abandoned(m.st, msg.step) && m.def.Steps[msg.step].CanCompensate {
 			svc.compensate(true)
 		}
 		return
 	}
 	ok := true
 	switch msg.phase {
-	case event.PhaseExecute:
+	case string(Execute):
 		ok = svc.execute()
-	case event.PhaseCompensate:
+	case string(Compensate):
 		ok = svc.compensate(false)
-	case event.PhaseUndo:
+	case phaseUndo:
 		svc.compensate(true)
 		return // an undo is answered by no reply
 	}
-	m.queue = append(m.queue, message{typ: event.Reply, causation: msg.id, version: msg.version, step: msg.step,
+	m.queue = append(m.queue, message{typ: ReplyType, causation: msg.id, version: msg.version, step: msg.step,
 		phase: msg.phase, reply: true, ok: ok, command: msg.typ})
 }
 
@@ -208,32 +209,29 @@ func (s *service) compensate(undo bool) bool {
 // orchestrate is HandleReply: the fence, then advance; a stale reply of an
 // effect whose step was abandoned is undone.
 func (m *model) orchestrate(r message) {
-	data := event.ReplyData{Command: r.command, Step: r.step, Phase: r.phase, OK: r.ok}
+	data := replyData{Command: r.command, Step: r.step, Phase: r.phase, OK: r.ok}
 	if !m.live(r.version, r.command, r.causation) {
-		if r.phase == event.PhaseExecute && r.ok && abandoned(m.st, r.step) && m.def.Steps[r.step].Compensate != "" {
-			m.command(m.def.Steps[r.step].Compensate, r.step, event.PhaseUndo, m.st.Version)
+		if r.phase == string(Execute) && r.ok && abandoned(m.st, r.step) && m.def.Steps[r.step].CanCompensate {
+			m.command(m.def.Steps[r.step].Compensate, r.step, phaseUndo, m.st.Version)
 		}
 		return
 	}
-	c := m.e.sagaCommit(0, m.st.SagaID, m.st.Mode, m.st.Version)
-	m.must(m.e.advance(c, m.def, m.st, data))
+	c := newPatch(m.st.Type, m.st.SagaID, m.st.Mode, 0, m.st.Status)
+	m.must(m.e.advance(c, m.def, m.st, data, r.causation))
 	m.apply(c)
 }
 
 func (m *model) redrive() {
 	j := m.st.CurrentStep
-	c := m.e.sagaCommit(0, m.st.SagaID, m.st.Mode, m.st.Version)
-	m.must(c.command(m.def.Steps[j].Compensate, m.st.Context, j, event.PhaseCompensate))
+	c := newPatch(m.st.Type, m.st.SagaID, m.st.Mode, 0, m.st.Status)
+	m.must(c.command(m.e, m.def.Steps[j].Compensate, m.st.Context, j, Compensate, "retry"))
 	m.apply(c)
 }
 
-// apply commits c to the model's saga as transition.lua would.
-func (m *model) apply(c *commit) {
-	if c.expected != m.st.Version {
-		return // the fence
-	}
-	for i := 0; i+1 < len(c.saga); i += 2 {
-		k, v := fmt.Sprint(c.saga[i]), fmt.Sprint(c.saga[i+1])
+// apply commits c to the model's saga as the scripts would.
+func (m *model) apply(c *patch) {
+	for i := 0; i+1 < len(c.fields); i += 2 {
+		k, v := fmt.Sprint(c.fields[i]), fmt.Sprint(c.fields[i+1])
 		switch {
 		case k == "status":
 			m.st.Status = v
@@ -255,25 +253,20 @@ func (m *model) apply(c *commit) {
 		m.st.Status = c.status
 	}
 	m.scheduled = 0
-	if strings.HasPrefix(c.retry, "schedule:") {
+	if c.retry > 0 {
 		m.scheduled = m.st.Version
 	}
-	if len(c.event) == 0 {
+	if c.msg == nil {
 		m.history[m.st.Version] = c.history
 		return
 	}
-	f := map[string]string{}
-	for i := 0; i+1 < len(c.event); i += 2 {
-		f[fmt.Sprint(c.event[i])] = fmt.Sprint(c.event[i+1])
-	}
-	typ, id := f[event.FieldType], f[event.FieldEventID]
-	m.history[m.st.Version] = typ + "|" + id
-	if !strings.HasPrefix(typ, "cmd.") {
+	m.history[m.st.Version] = c.msg.Type + "|" + c.msg.EventID
+	if !strings.HasPrefix(c.msg.Type, "cmd.") {
 		return // the final event
 	}
-	var cmd event.Command
-	m.must(json.Unmarshal([]byte(f[event.FieldData]), &cmd))
-	m.queue = append(m.queue, message{typ: typ, id: id, version: m.st.Version, step: cmd.Step, phase: cmd.Phase})
+	var cmd commandData
+	m.must(json.Unmarshal(c.msg.Data, &cmd))
+	m.queue = append(m.queue, message{typ: c.msg.Type, id: c.msg.EventID, version: m.st.Version, step: cmd.Step, phase: cmd.Phase})
 }
 
 // drain delivers everything in order, re-driving scheduled retries, and
@@ -285,7 +278,7 @@ func (m *model) drain() {
 			m.deliver(0)
 		case m.scheduled != 0 && m.scheduled == m.st.Version:
 			m.redrive()
-		case m.st.Status == event.StatusInProgress:
+		case m.st.Status == StatusInProgress:
 			m.act(3) // its message was dead-lettered: only the deadline is left
 		default:
 			return
@@ -296,19 +289,19 @@ func (m *model) drain() {
 
 func (m *model) check() {
 	switch m.st.Status {
-	case event.StatusCompleted:
+	case StatusCompleted:
 		for i, s := range m.services {
 			if !s.effect || s.undone {
 				m.rt.Fatalf("COMPLETED but step %d's effect is not in place (%+v)", i, *s)
 			}
 		}
-	case event.StatusCompensated:
+	case StatusCompensated:
 		for i, s := range m.services {
-			if s.effect && m.def.Steps[i].Compensate != "" {
+			if s.effect && m.def.Steps[i].CanCompensate {
 				m.rt.Fatalf("COMPENSATED but step %d's effect is still in place (%+v)", i, *s)
 			}
 		}
-	case event.StatusFailed:
+	case StatusFailed:
 		failing := m.deadCompensation
 		for _, s := range m.services {
 			failing = failing || (s.refusals >= m.e.opts.CompensationAttempts && s.compensated >= m.e.opts.CompensationAttempts)

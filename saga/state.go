@@ -35,6 +35,7 @@ type State struct {
 	Record string `json:"-"`
 	// Sweeps counts the deadlines a choreographed compensation missed.
 	Sweeps string `json:"-"`
+	raw    map[string]string
 }
 
 // StepState is one step of a saga.
@@ -56,7 +57,7 @@ type HistoryEntry struct {
 
 // Get reads one saga.
 func (e *Engine) Get(ctx context.Context, sagaID string) (*State, error) {
-	h, err := e.rdb.HGetAll(ctx, e.ks.Saga(e.ks.PartitionOf(sagaID), sagaID)).Result()
+	h, err := e.rdb.HGetAll(ctx, e.keys.Saga(e.keys.PartitionOf(sagaID), sagaID)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read saga: %w", err)
 	}
@@ -68,7 +69,7 @@ func (e *Engine) Get(ctx context.Context, sagaID string) (*State, error) {
 
 // Status reads only a saga's status.
 func (e *Engine) Status(ctx context.Context, sagaID string) (string, error) {
-	s, err := e.rdb.HGet(ctx, e.ks.Saga(e.ks.PartitionOf(sagaID), sagaID), "status").Result()
+	s, err := e.rdb.HGet(ctx, e.keys.Saga(e.keys.PartitionOf(sagaID), sagaID), "status").Result()
 	if err == redis.Nil {
 		return "", ErrNotFound
 	}
@@ -88,9 +89,9 @@ func (e *Engine) List(ctx context.Context, statuses []string, limit int) ([]*Sta
 	var cands []cand
 	pipe := e.rdb.Pipeline()
 	var ranges []*redis.ZSliceCmd
-	for p := range e.ks.Partitions {
+	for p := range e.keys.Partitions {
 		for _, status := range statuses {
-			ranges = append(ranges, pipe.ZRevRangeWithScores(ctx, e.ks.Index(p, status), 0, int64(limit)-1))
+			ranges = append(ranges, pipe.ZRevRangeWithScores(ctx, e.keys.Index(p, status), 0, int64(limit)-1))
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -109,7 +110,7 @@ func (e *Engine) List(ctx context.Context, statuses []string, limit int) ([]*Sta
 	pipe = e.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(cands))
 	for i, c := range cands {
-		cmds[i] = pipe.HGetAll(ctx, e.ks.Saga(e.ks.PartitionOf(c.id), c.id))
+		cmds[i] = pipe.HGetAll(ctx, e.keys.Saga(e.keys.PartitionOf(c.id), c.id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("list sagas: %w", err)
@@ -127,20 +128,21 @@ func parseState(h map[string]string) *State {
 	st := &State{
 		SagaID: h["saga_id"], Type: h["type"], Mode: h["mode"], Status: h["status"], Reason: h["reason"],
 		Context: json.RawMessage(h["context"]), History: []HistoryEntry{}, Record: h["record"], Sweeps: h["sweeps"],
+		raw: h,
 	}
 	if len(st.Context) == 0 {
 		st.Context = json.RawMessage("{}")
 	}
 	st.CurrentStep, _ = strconv.Atoi(h["current_step"])
 	st.Version, _ = strconv.ParseInt(h["version"], 10, 64)
-	st.CreatedAt = msTime(h["created_at"])
-	st.UpdatedAt = msTime(h["updated_at"])
+	st.CreatedAt = ParseMillis(h["created_at"])
+	st.UpdatedAt = ParseMillis(h["updated_at"])
 	if d, ok := h["deadline_at"]; ok {
-		t := msTime(d)
+		t := ParseMillis(d)
 		st.DeadlineAt = &t
 	}
 	if d, ok := h["saga_deadline_at"]; ok {
-		t := msTime(d)
+		t := ParseMillis(d)
 		st.SagaDeadlineAt = &t
 	}
 	for i := 0; ; i++ {
@@ -168,13 +170,15 @@ func parseState(h map[string]string) *State {
 		if len(parts) != 3 {
 			continue
 		}
-		st.History = append(st.History, HistoryEntry{Version: version, At: msTime(parts[0]), Type: parts[1], ID: parts[2]})
+		st.History = append(st.History, HistoryEntry{Version: version, At: ParseMillis(parts[0]), Type: parts[1], ID: parts[2]})
 	}
 	slices.SortFunc(st.History, func(a, b HistoryEntry) int { return cmp.Compare(a.Version, b.Version) })
 	return st
 }
 
-func msTime(s string) time.Time {
+// ParseMillis reads a time written as unix milliseconds (Redis time, as
+// the scripts write it); zero when it is not one.
+func ParseMillis(s string) time.Time {
 	ms, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
 		return time.Time{}

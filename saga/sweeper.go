@@ -6,31 +6,20 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/streamsaga/streamsaga/event"
 )
-
-// SweepStats count what sweepers did, for logs and metrics.
-type SweepStats struct {
-	Compensated atomic.Int64 // sagas in progress sent to compensation
-	Resent      atomic.Int64 // compensations sent again after their deadline
-	Failed      atomic.Int64 // sagas that became FAILED after too many deadlines
-	Undone      atomic.Int64 // late effects of abandoned steps compensated
-}
 
 // SweepDue acts on every saga of partition p whose deadline, judged by Redis
 // server time, has passed. A saga in progress starts compensating the steps
 // that may have taken effect (the one in flight first); a compensation that
-// missed its deadline is sent again, up to COMPENSATION_ATTEMPTS times, then
+// missed its deadline is sent again, up to CompensationAttempts times, then
 // the saga is FAILED with an alert. Each action is one transition fenced on
 // the version the sweeper read, so any number of sweepers act once per
 // deadline: the others get STALE. Workers' clocks play no part.
 func (e *Engine) SweepDue(ctx context.Context, p int) (int, error) {
-	ids, err := e.due(ctx, e.ks.Deadlines(p))
+	ids, err := e.due(ctx, e.keys.Deadlines(p))
 	if err != nil {
 		return 0, err
 	}
@@ -56,37 +45,37 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	def := e.defs[st.Type]
-	if st.Status == event.StatusFailed {
+	d := e.defs[st.Type]
+	if st.Status == StatusFailed {
 		return false, nil // its transition removed the deadline; a retry may be adding one
 	}
-	if def == nil || terminal(st.Status) {
+	if d == nil || terminal(st.Status) {
 		// Finished for good: a leftover member would be read on every sweep.
-		return false, e.rdb.ZRem(ctx, e.ks.Deadlines(p), id).Err()
+		return false, e.rdb.ZRem(ctx, e.keys.Deadlines(p), id).Err()
 	}
-	c := e.sagaCommit(p, st.SagaID, st.Mode, st.Version)
-	c.sagaType = st.Type
-	c.causation = "deadline"
-	c.retry = "sweep"
-	why := "step " + stepName(def, st) + " timed out"
+	c := newPatch(st.Type, st.SagaID, st.Mode, p, st.Status)
+	c.record = st.Record
+	why := "step " + stepName(d, st) + " timed out"
 	if st.SagaDeadlineAt != nil && st.DeadlineAt != nil && !st.DeadlineAt.Before(*st.SagaDeadlineAt) {
-		why = "saga timed out (SAGA_TIMEOUT) in step " + stepName(def, st)
+		why = "saga timed out (SAGA_TIMEOUT) in step " + stepName(d, st)
 	}
+	attempts := 0
 	switch {
-	case st.Status == event.StatusInProgress:
-		if err := e.giveUp(c, def, st, why, "deadline", true); err != nil {
+	case st.Status == StatusInProgress:
+		if err := e.giveUp(c, d, st, why, "deadline", "deadline", true); err != nil {
 			return false, err
 		}
-	case st.Mode == event.ModeOrchestration:
+	case st.Mode == ModeOrchestration:
 		// A compensation command is in flight past its deadline: count it as
 		// a failed attempt and send it again (it is idempotent).
 		j := st.CurrentStep
-		attempts := st.Steps[j].Attempts + 1
+		attempts = st.Steps[j].Attempts + 1
 		if attempts >= e.opts.CompensationAttempts {
-			return e.failSweep(ctx, c, st, def.Steps[j].Name, why)
+			c.failed(d.Steps[j].Name, "deadline", fmt.Sprintf("%s %d times while compensating", why, e.opts.CompensationAttempts))
+			break
 		}
-		c.saga = []any{stepField(j, "attempts"), strconv.Itoa(attempts), "last_error", why}
-		if err := c.command(def.Steps[j].Compensate, st.Context, j, event.PhaseCompensate); err != nil {
+		c.set(stepField(j, "attempts"), strconv.Itoa(attempts), "last_error", why)
+		if err := c.command(e, d.Steps[j].Compensate, st.Context, j, Compensate, "deadline"); err != nil {
 			return false, err
 		}
 	default:
@@ -98,44 +87,96 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 		if n := len(st.History); n > 0 {
 			last = st.History[n-1].Type
 		}
-		if _, ok := def.Events[last]; !ok || sweeps+1 >= e.opts.CompensationAttempts {
-			return e.failSweep(ctx, c, st, stepName(def, st), why)
+		if !d.isCompensation(last) || sweeps+1 >= e.opts.CompensationAttempts {
+			c.failed(stepName(d, st), "deadline", fmt.Sprintf("%s %d times while compensating", why, e.opts.CompensationAttempts))
+			break
 		}
-		data, err := withReason(st.Context, st.Reason)
-		if err != nil {
-			return false, err
-		}
-		c.saga = []any{"sweeps", strconv.Itoa(sweeps + 1)}
-		c.emit(last, data)
+		c.set("sweeps", strconv.Itoa(sweeps+1)).publish(e, last, st.Context, "deadline")
 	}
-	res, err := c.run(ctx, e)
-	if err != nil || res.Code != Applied {
+	args := append([]any{st.Version}, c.args(e)...)
+	res, err := e.result(sweepScript.Run(ctx, e.rdb, c.keys(e), append(args, c.fields...)...).Slice())
+	if err != nil || res.code != applied {
 		return false, err
 	}
-	if st.Status == event.StatusInProgress {
-		e.Sweeps.Compensated.Add(1)
-	} else {
-		e.Sweeps.Resent.Add(1)
+	e.applied(c)
+	switch {
+	case c.status == StatusFailed:
+		e.stats.sweptFailed.Add(1)
+	case st.Status == StatusInProgress:
+		e.stats.sweptCompensated.Add(1)
+	default:
+		e.stats.sweptResent.Add(1)
 	}
 	e.opts.Logger.InfoContext(ctx, "deadline passed", "saga_id", st.SagaID, "status", st.Status,
-		"step", stepName(def, st), "now", c.status)
+		"step", stepName(d, st), "now", c.status)
 	return true, nil
 }
 
-func (e *Engine) failSweep(ctx context.Context, c *commit, st *State, step, why string) (bool, error) {
-	why = fmt.Sprintf("%s %d times while compensating", why, e.opts.CompensationAttempts)
-	c.status = event.StatusFailed
-	c.saga = []any{"status", c.status, "reason", why}
-	c.history = "saga.failed|deadline"
-	c.alert = []any{"saga_id", st.SagaID, "type", "saga.failed", "step", step, "error", why}
-	c.retry = "sweep"
-	res, err := c.run(ctx, e)
-	if err != nil || res.Code != Applied {
-		return false, err
+// giveUp fills c for a saga that cannot wait for its awaited message any
+// more. A saga in progress starts compensating; the step in flight has an
+// unknown outcome:
+//   - its message was dead-lettered (timeout false): its service is alive,
+//     so the step's own compensation runs first (a no-op when it never took
+//     effect, and a barrier against it taking effect later);
+//   - its deadline passed (timeout true): its service may be down, so the
+//     steps before it are compensated at once, and the service compensates
+//     its own effect if it ever lands (a late effect is undone).
+//
+// A saga already compensating becomes FAILED with an alert.
+//
+// what names the cause in the history and the alert; causation is the id
+// the published message answers (the dead entry's event, or "deadline").
+func (e *Engine) giveUp(c *patch, d *definition, st *State, why, what, causation string, timeout bool) error {
+	if st.Status != StatusInProgress {
+		c.failed(stepName(d, st), what, why)
+		return nil
 	}
-	e.Stats.Failed.Add(1)
-	e.Sweeps.Failed.Add(1)
-	return true, nil
+	e.stats.aborted.Add(1)
+	st.Reason = why
+	if st.Mode == ModeOrchestration {
+		k := st.CurrentStep
+		if k < 0 || k >= len(d.Steps) {
+			c.failed("?", what, why)
+			return nil
+		}
+		c.step(k, StepFailed).reason(why)
+		if timeout || !d.Steps[k].CanCompensate {
+			// Nothing undoes the step in flight now: compensate those before it.
+			return e.compensateFrom(c, d, st, k-1, causation)
+		}
+		c.to(StatusCompensating).set("status", StatusCompensating).current(k)
+		return c.command(e, d.Steps[k].Compensate, st.Context, k, Compensate, causation)
+	}
+	k := inFlight(st)
+	completed := st.Steps[k].Status == StepCompleted
+	if !completed {
+		c.step(k, StepFailed)
+	}
+	c.reason(why)
+	ev := d.abort(k, timeout, completed)
+	if ev == "" {
+		c.to(StatusCompensated).set("status", StatusCompensated).ends(RecordCancelled, why).publish(e, d.Compensated, st.Context, causation)
+		return nil
+	}
+	c.to(StatusCompensating).set("status", StatusCompensating).current(max(k-1, 0)).publish(e, ev, st.Context, causation)
+	return nil
+}
+
+// inFlight is the step a choreographed saga waits on: the first one not
+// completed, or the last one when all are (its end is pending).
+func inFlight(st *State) int {
+	for i, s := range st.Steps {
+		if s.Status != StepCompleted {
+			return i
+		}
+	}
+	return len(st.Steps) - 1
+}
+
+// terminal reports whether a saga in this status is finished for good
+// (FAILED is not: an operator can drive it again).
+func terminal(status string) bool {
+	return status == StatusCompleted || status == StatusCompensated
 }
 
 // due lists up to 100 members of a sorted set scored at or before Redis's
@@ -154,15 +195,15 @@ func (e *Engine) due(ctx context.Context, key string) ([]string, error) {
 	return ids, nil
 }
 
-func stepName(def *Definition, st *State) string {
+func stepName(d *definition, st *State) string {
 	i := st.CurrentStep
-	if st.Mode == event.ModeChoreography && st.Status == event.StatusInProgress {
+	if st.Mode == ModeChoreography && st.Status == StatusInProgress {
 		i = inFlight(st)
 	}
-	if i < 0 || i >= len(def.Steps) {
+	if i < 0 || i >= len(d.Steps) {
 		return "?"
 	}
-	return def.Steps[i].Name
+	return d.Steps[i].Name
 }
 
 // Sweeper runs SweepDue over every partition. Every worker runs one: no

@@ -12,21 +12,25 @@
 # of passing as "killed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PKGS=${PKGS:-"./saga/ ./handlers/ ./streams/ ./internal/ctl/"}
+PKGS=${PKGS:-"./saga/ ./handlers/ ./streams/ ./internal/ctl/ ./examples/..."}
 
-# name@@file@@text to find@@replacement; lines of one name are one mutant
+# name@@file@@text to find@@replacement; lines of one name are one mutant;
+# \n in a text stands for a newline
 mutants=(
-  "fence-skipped@@saga/lua/transition.lua@@if version ~= tonumber(ARGV[3]) then@@if false then"
-  "xack-dropped@@saga/lua/transition.lua@@    redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])@@    -- XACK dropped"
+  "fence-skipped@@saga/lua/prelude.lua@@if version ~= tonumber(expected) then@@if false then"
+  "xack-dropped@@saga/lua/hop.lua@@\nredis.call('XACK', KEYS[10], ARGV[1], ARGV[2])\nreturn {'OK', v}@@\nreturn {'OK', v}"
   "refund-twice@@handlers/lua/refund.lua@@if f[2] then@@if false then"
-  "release-forgotten@@handlers/lua/release.lua@@      redis.call('HINCRBY', KEYS[1], sku, rec[i + 1])@@      -- release forgotten"
-  "barrier-ignored@@handlers/lua/charge.lua@@if f[2] then@@if false then"
-  "deadline-never-set@@saga/lua/transition.lua@@  redis.call('ZADD', KEYS[3], deadline, saga_id)@@  -- deadline never set"
-  "identity-skipped@@saga/lua/transition.lua@@if mode ~= cur[5] or rid ~= id or (typ ~= '*' and rtyp ~= typ) then@@if false then"
+  "release-forgotten@@handlers/services.go@@ws = append(ws, saga.HIncrBy(stockAvailable, it.SKU, it.Quantity), saga.HIncrBy(stockReserved, it.SKU, -it.Quantity))@@ws = append(ws, saga.HIncrBy(stockReserved, it.SKU, -it.Quantity))"
+  "barrier-ignored@@saga/lua/effect.lua@@if b[2] then\n    return {'BLOCKED'}@@if false then\n    return {'BLOCKED'}"
+  "gateway-barrier-ignored@@handlers/lua/charge.lua@@if f[2] then@@if false then"
+  "null-compensation-applied@@saga/lua/hop.lua@@local apply = ARGV[5] == ''@@local apply = true or ARGV[5] == ''"
+  "stock-oversold@@saga/lua/prelude.lua@@        failed = ARGV[j + 4]@@        failed = nil"
+  "deadline-never-set@@saga/lua/prelude.lua@@    redis.call('ZADD', KEYS[2], deadline, saga_id)@@    -- deadline never set"
+  "identity-skipped@@saga/lua/prelude.lua@@if mode ~= cur[3] or rid ~= id or (typ ~= '*' and rtyp ~= typ) then@@if false then"
   "identity-skipped@@saga/fence.go@@if h.id == \"\" || h.id != id || (typ != \"*\" && h.typ != typ) {@@if false && (h.id == \"\" || h.id != id || (typ != \"*\" && h.typ != typ)) {"
-  "identity-skipped-in-commit@@saga/lua/transition.lua@@if mode ~= cur[5] or rid ~= id or (typ ~= '*' and rtyp ~= typ) then@@if false then"
+  "identity-skipped-in-commit@@saga/lua/prelude.lua@@if mode ~= cur[3] or rid ~= id or (typ ~= '*' and rtyp ~= typ) then@@if false then"
   "identity-skipped-before-effect@@saga/fence.go@@if h.id == \"\" || h.id != id || (typ != \"*\" && h.typ != typ) {@@if false && (h.id == \"\" || h.id != id || (typ != \"*\" && h.typ != typ)) {"
-  "late-effect-kept@@handlers/services.go@@		if gone {@@		if gone && false {"
+  "late-effect-kept@@saga/hop.go@@if !abandoned(st, k) {@@if true || !abandoned(st, k) {"
 )
 
 only=${1:-}
@@ -49,13 +53,13 @@ for name in "${names[@]}"; do
     file=${rest%%@@*}; rest=${rest#*@@}
     find=${rest%%@@*}; replace=${rest#*@@}
     [ "$n" = "$name" ] || continue
-    count=$(FIND="$find" perl -0ne '$n = () = /\Q$ENV{FIND}\E/g; print $n' "$tmp/$file")
+    count=$(FIND="$find" perl -0ne '$f = $ENV{FIND}; $f =~ s/\\n/\n/g; $n = () = /\Q$f\E/g; print $n' "$tmp/$file")
     if [ "$count" != "1" ]; then
       results+=("$name: DID NOT APPLY ($count matches of the text in $file)")
       applied=0
       break
     fi
-    FIND="$find" REPL="$replace" perl -0pi -e 's/\Q$ENV{FIND}\E/$ENV{REPL}/' "$tmp/$file"
+    FIND="$find" REPL="$replace" perl -0pi -e '$f = $ENV{FIND}; $r = $ENV{REPL}; $f =~ s/\\n/\n/g; $r =~ s/\\n/\n/g; s/\Q$f\E/$r/' "$tmp/$file"
     files+=("$file")
   done
   if [ $applied = 0 ]; then

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -51,41 +50,38 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		defer rdb.Close()
 	}
-	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
-	subs := subscriptions(ks, cfg.Services, cfg.WorkerPartitions)
+	m := metrics.New()
+	product, err := wiring.New(rdb, cfg, log, m.SagaStatus)
+	if err != nil {
+		return err
+	}
+	engine := product.Engine
+	services, err := wiring.WorkerServices(cfg, engine)
+	if err != nil {
+		return err
+	}
+	_, run := engine.Subscriptions(services, cfg.WorkerPartitions)
 	// One blocking connection per subscription, plus slack for reconnects.
-	reader, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: len(subs.run) + 4, Name: consumer + "-reader", TLSCAFile: cfg.RedisTLSCAFile, ClusterAddrs: cfg.ClusterAddrs})
+	reader, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: len(run) + 4, Name: consumer + "-reader", TLSCAFile: cfg.RedisTLSCAFile, ClusterAddrs: cfg.ClusterAddrs})
 	if err != nil {
 		return err
 	}
 	defer reader.Close()
-
-	m := metrics.New()
-	engine, err := wiring.Engine(rdb, cfg, log, m.SagaStatus)
-	if err != nil {
-		return err
-	}
-	if err := waitForRedis(ctx, rdb, log, func(ctx context.Context) error {
-		if err := engine.LoadScripts(ctx); err != nil {
-			return err
-		}
-		if err := handlers.LoadScripts(ctx, rdb); err != nil {
-			return err
-		}
-		return streams.EnsureGroups(ctx, rdb, subs.all)
-	}); err != nil {
+	// The scripts of the fake gateway, an external system of the demo
+	// domain, load with it.
+	if err := waitForRedis(ctx, rdb, log, func(ctx context.Context) error { return handlers.LoadScripts(ctx, rdb) }); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before Redis came up: a clean stop
 		}
 		return err
 	}
-	services := handlers.NewServices(rdb, engine, wiring.Domain(cfg), log)
-	runner := streams.NewRunner(rdb, reader, subs.run, services, engine, streams.RunnerOptions{
-		Consumer: consumer, Concurrency: cfg.Concurrency, ReadCount: cfg.ReadCount,
-		ClaimMinIdle: cfg.ClaimMinIdle, MaxDeliveries: cfg.MaxDeliveries, HandleTimeout: cfg.HandleTimeout, ConsumerIdle: cfg.ConsumerIdle, Logger: log,
-		Observer: m,
-	})
-	events, operator := wiring.Streams(cfg)
+	w := &saga.Worker{Engine: engine, RDB: rdb, Reader: reader, Services: services, Partitions: cfg.WorkerPartitions,
+		Runner: streams.RunnerOptions{
+			Consumer: consumer, Concurrency: cfg.Concurrency, ReadCount: cfg.ReadCount,
+			ClaimMinIdle: cfg.ClaimMinIdle, MaxDeliveries: cfg.MaxDeliveries, HandleTimeout: cfg.HandleTimeout,
+			ConsumerIdle: cfg.ConsumerIdle, Observer: m,
+		}, Logger: log}
+	events, operator := wiring.Streams(engine)
 	m.Engine(engine)
 	m.Pool("commands", rdb)
 	m.Pool("reader", reader)
@@ -95,31 +91,21 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// finished sagas are.
 	operatorTrimmer := &streams.Trimmer{RDB: rdb, Streams: operator, Retention: cfg.SagaRetention, Interval: time.Minute, Logger: log}
 
-	log.InfoContext(ctx, "worker started", "services", cfg.Services, "partitions", ks.Partitions,
+	log.InfoContext(ctx, "worker started", "services", services, "partitions", engine.Keys().Partitions,
 		"redis", config.RedactURL(cfg.RedisURL), "concurrency", cfg.Concurrency)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return runner.Run(gctx) })
+	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return trimmer.Run(gctx) })
 	g.Go(func() error { return operatorTrimmer.Run(gctx) })
-	// Every worker re-sends the compensations whose back-off has passed.
-	redriver := &saga.Redriver{Engine: engine, Interval: min(cfg.CompensationBackoff/2, time.Second), Logger: log}
-	g.Go(func() error { return redriver.Run(gctx) })
-	// Every worker sweeps deadlines too; each deadline is acted on once.
-	shortest := cfg.StepTimeout
-	if cfg.SagaTimeout > 0 {
-		shortest = min(shortest, cfg.SagaTimeout)
-	}
-	sweeper := &saga.Sweeper{Engine: engine, Interval: min(max(shortest/4, 50*time.Millisecond), time.Second), Logger: log}
-	g.Go(func() error { return sweeper.Run(gctx) })
 	if cfg.MetricsAddr != "" {
 		g.Go(func() error { return serveMetrics(gctx, cfg.MetricsAddr, m, log) })
 	}
 	err = g.Wait()
-	st := &engine.Stats
-	log.Info("worker stopped", "stale_refused", st.Stale.Load(), "dead_lettered", st.DeadLettered.Load(),
-		"aborted", st.Aborted.Load(), "failed", st.Failed.Load(),
-		"swept_compensated", engine.Sweeps.Compensated.Load(), "swept_resent", engine.Sweeps.Resent.Load(),
-		"swept_failed", engine.Sweeps.Failed.Load(), "late_effects_undone", engine.Sweeps.Undone.Load())
+	st := engine.Stats()
+	log.Info("worker stopped", "stale_refused", st.Stale, "rejected", st.Rejected, "missing", st.Missing,
+		"dead_lettered", st.DeadLettered, "aborted", st.Aborted, "failed", st.Failed,
+		"swept_compensated", st.SweptCompensated, "swept_resent", st.SweptResent,
+		"swept_failed", st.SweptFailed, "late_effects_undone", st.Undone)
 	return err
 }
 
@@ -139,37 +125,6 @@ func autoPipeline(rdb redis.UniversalClient) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("autopipeline: %w", err)
 	}
 	return ap, nil
-}
-
-type subscriptionSet struct {
-	all []streams.Subscription // every group of every service: ensured at start
-	run []streams.Subscription // the groups this worker reads
-}
-
-// subscriptions lists every group's subscription per partition (all, whose
-// groups every worker creates) and those this worker reads (run): its
-// services, on its partitions (all when partitions is empty).
-func subscriptions(ks streams.Keyspace, services []string, partitions []int) subscriptionSet {
-	var s subscriptionSet
-	groups := handlers.Subscriptions()
-	names := make([]string, 0, len(groups))
-	for g := range groups {
-		names = append(names, g)
-	}
-	slices.Sort(names)
-	for _, group := range names {
-		for p := range ks.Partitions {
-			sub := streams.Subscription{Group: group, Partition: p}
-			for _, typ := range groups[group] {
-				sub.Streams = append(sub.Streams, ks.Stream(p, typ))
-			}
-			s.all = append(s.all, sub)
-			if slices.Contains(services, group) && (len(partitions) == 0 || slices.Contains(partitions, p)) {
-				s.run = append(s.run, sub)
-			}
-		}
-	}
-	return s
 }
 
 // serveMetrics serves /metrics until ctx is done.

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -24,6 +25,9 @@ func main() {
 	defer stop()
 	if err := worker.Run(ctx, cfg, log); err != nil {
 		log.Error("worker failed", "err", err)
+		if errors.Is(err, config.ErrInvalid) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }

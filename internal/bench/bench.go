@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -29,6 +30,7 @@ import (
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/redistest"
+	"github.com/streamsaga/streamsaga/internal/wiring"
 	"github.com/streamsaga/streamsaga/saga"
 	"github.com/streamsaga/streamsaga/streams"
 )
@@ -97,7 +99,8 @@ type Result struct {
 // is started.
 type rig struct {
 	rdb     redis.UniversalClient
-	ks      streams.Keyspace
+	ks      saga.Keys
+	engine  *saga.Engine
 	place   placeFunc
 	pids    []int
 	cleanup []func()
@@ -160,12 +163,14 @@ func newRig(ctx context.Context, o *Options) (_ *rig, err error) {
 	}
 	r.rdb = rdb
 	r.cleanup = append(r.cleanup, func() { rdb.Close() })
-	r.ks = streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
-	engine, err := saga.New(rdb, r.ks, saga.Options{}, handlers.OrderSaga())
+	product, err := wiring.New(rdb, cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return nil, err
 	}
-	inv := handlers.NewInventory(rdb, r.ks, handlers.Options{})
+	engine := product.Engine
+	r.engine = engine
+	r.ks = engine.Keys()
+	inv := product.Services.Inventory()
 	if err := inv.Set(ctx, "sku-1", 1_000_000_000); err != nil {
 		return nil, err
 	}
@@ -177,13 +182,13 @@ func newRig(ctx context.Context, o *Options) (_ *rig, err error) {
 	for _, p := range procs {
 		r.pids = append(r.pids, p.Process.Pid)
 	}
-	place, stop, err := placer(ctx, *o, cfg, rdb, engine)
+	place, stop, err := placer(ctx, *o, cfg, product.Orders)
 	if err != nil {
 		return nil, err
 	}
 	r.place = place
 	r.cleanup = append(r.cleanup, stop)
-	if err := waitForGroups(ctx, rdb, r.ks); err != nil {
+	if err := waitForGroups(ctx, rdb, r.engine); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -214,7 +219,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 	res.account(end)
-	if res.Failed, err = countStatus(ctx, rdb, ks, event.StatusFailed); err != nil {
+	if res.Failed, err = countStatus(ctx, rdb, ks, saga.StatusFailed); err != nil {
 		return err
 	}
 	if err := res.measureMemory(ctx, rdb, ks, before.memory, o.Sagas); err != nil {
@@ -224,7 +229,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if res.PendingAfter != 0 {
 		return fmt.Errorf("%d entries still pending after the run", res.PendingAfter)
 	}
-	if unfinished, err := countStatus(ctx, rdb, ks, event.StatusInProgress, event.StatusCompensating); err != nil || unfinished > 0 {
+	if unfinished, err := countStatus(ctx, rdb, ks, saga.StatusInProgress, saga.StatusCompensating); err != nil || unfinished > 0 {
 		return fmt.Errorf("%d sagas did not finish (err %v)", unfinished, err)
 	}
 	return nil
@@ -264,12 +269,13 @@ func stopWorkers(procs []*exec.Cmd) {
 
 // waitForGroups waits until the workers have created their consumer groups,
 // so the first sagas do not wait on a worker's start-up.
-func waitForGroups(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace) error {
+func waitForGroups(ctx context.Context, rdb redis.UniversalClient, engine *saga.Engine) error {
+	ks := engine.Keys()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ready := true
 		for p := range ks.Partitions {
-			for group, types := range handlers.Subscriptions() {
+			for group, types := range engine.Groups() {
 				for _, typ := range types {
 					groups, _ := rdb.XInfoGroups(ctx, ks.Stream(p, typ)).Result()
 					if !slices.ContainsFunc(groups, func(g redis.XInfoGroup) bool { return g.Name == group }) {
@@ -291,7 +297,7 @@ func waitForGroups(ctx context.Context, rdb redis.UniversalClient, ks streams.Ke
 // waitNoPending polls until no group has a pending entry or a lag, and
 // returns the pending entries left when it gives up (-1 when Redis could
 // not be read).
-func waitNoPending(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, limit time.Duration) int64 {
+func waitNoPending(ctx context.Context, rdb redis.UniversalClient, ks saga.Keys, limit time.Duration) int64 {
 	deadline := time.Now().Add(limit)
 	for {
 		pending, lag := int64(-1), int64(0)
@@ -311,18 +317,21 @@ func waitNoPending(ctx context.Context, rdb redis.UniversalClient, ks streams.Ke
 	}
 }
 
+// messageTypes are the order saga's streams (the bench runs only it).
+var messageTypes = wiring.Shape("saga", 1).MessageTypes()
+
 // inspectAll reads the length and groups of every event stream.
-func inspectAll(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace) ([]streams.StreamInfo, error) {
+func inspectAll(ctx context.Context, rdb redis.UniversalClient, ks saga.Keys) ([]streams.StreamInfo, error) {
 	var keys []string
 	for p := range ks.Partitions {
-		for _, typ := range handlers.Streams() {
+		for _, typ := range messageTypes {
 			keys = append(keys, ks.Stream(p, typ))
 		}
 	}
 	return streams.Inspect(ctx, rdb, keys)
 }
 
-func countStatus(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, statuses ...string) (int64, error) {
+func countStatus(ctx context.Context, rdb redis.UniversalClient, ks saga.Keys, statuses ...string) (int64, error) {
 	var n int64
 	for p := range ks.Partitions {
 		for _, s := range statuses {
@@ -366,7 +375,7 @@ func (r *Result) account(end snapshot) {
 // measureMemory reports used_memory per saga, with the streams as they are,
 // then trimmed of everything every group has acknowledged: what remains is
 // what SAGA_RETENTION keeps.
-func (r *Result) measureMemory(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, before int64, sagas int) error {
+func (r *Result) measureMemory(ctx context.Context, rdb redis.UniversalClient, ks saga.Keys, before int64, sagas int) error {
 	mem := func() (int64, error) {
 		s, err := readRedisStats(ctx, rdb)
 		return s.memory, err
@@ -376,7 +385,7 @@ func (r *Result) measureMemory(ctx context.Context, rdb redis.UniversalClient, k
 		return err
 	}
 	for p := range ks.Partitions {
-		for _, typ := range handlers.Streams() {
+		for _, typ := range messageTypes {
 			if _, err := streams.Trim(ctx, rdb, ks.Stream(p, typ), 0); err != nil {
 				return err
 			}
@@ -419,13 +428,12 @@ type placeFunc func(ctx context.Context, i int) (sagaID string, err error)
 
 // placer returns how one saga is started: through the order service (the
 // code POST /orders runs) or through the HTTP API.
-func placer(ctx context.Context, o Options, cfg *config.Config, rdb redis.UniversalClient, engine *saga.Engine) (placeFunc, func(), error) {
-	orders := handlers.NewOrders(rdb, engine, cfg.Mode)
-	items := func(i int) []event.Item {
+func placer(ctx context.Context, o Options, cfg *config.Config, orders *handlers.Orders) (placeFunc, func(), error) {
+	items := func(i int) []handlers.Item {
 		if o.Mix && i%10 == 9 {
-			return []event.Item{{SKU: "sku-1", Quantity: 1, UnitPriceCents: 500000}} // declined
+			return []handlers.Item{{SKU: "sku-1", Quantity: 1, UnitPriceCents: 500000}} // declined
 		}
-		return []event.Item{{SKU: "sku-1", Quantity: 1, UnitPriceCents: 1250}}
+		return []handlers.Item{{SKU: "sku-1", Quantity: 1, UnitPriceCents: 1250}}
 	}
 	if !o.HTTP {
 		return func(ctx context.Context, i int) (string, error) {
@@ -465,7 +473,7 @@ func placer(ctx context.Context, o Options, cfg *config.Config, rdb redis.Univer
 }
 
 // drive runs the closed loop and measures.
-func drive(ctx context.Context, o Options, rdb redis.UniversalClient, ks streams.Keyspace, place placeFunc, snap func() (snapshot, error)) (*Result, error) {
+func drive(ctx context.Context, o Options, rdb redis.UniversalClient, ks saga.Keys, place placeFunc, snap func() (snapshot, error)) (*Result, error) {
 	var mu sync.Mutex
 	waiting := map[string]chan string{}
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -554,9 +562,9 @@ func drive(ctx context.Context, o Options, rdb redis.UniversalClient, ks streams
 		start: startSnap}
 	for _, s := range outcomes {
 		switch s {
-		case event.OrderCompleted:
+		case handlers.OrderCompleted:
 			r.Completed++
-		case event.OrderCancelled:
+		case handlers.OrderCancelled:
 			r.Compensated++
 		}
 	}
@@ -585,7 +593,7 @@ func placeAndWait(ctx context.Context, place placeFunc, i int, mu *sync.Mutex, w
 // watch follows the final events and hands each saga's outcome to its
 // waiter; an outcome that arrives before its waiter registered is parked.
 // One reader per partition: on a cluster, one XREAD must stay in one slot.
-func watch(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, mu *sync.Mutex, waiting map[string]chan string) error {
+func watch(ctx context.Context, rdb redis.UniversalClient, ks saga.Keys, mu *sync.Mutex, waiting map[string]chan string) error {
 	deliver := func(sagaID, typ string) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -600,7 +608,7 @@ func watch(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace, 
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for p := range ks.Partitions {
-		finals := []string{ks.Stream(p, event.OrderCompleted), ks.Stream(p, event.OrderCancelled)}
+		finals := []string{ks.Stream(p, handlers.OrderCompleted), ks.Stream(p, handlers.OrderCancelled)}
 		g.Go(func() error { return watchStreams(gctx, rdb, finals, deliver) })
 	}
 	return g.Wait()

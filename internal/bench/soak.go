@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/streamsaga/streamsaga/event"
-	"github.com/streamsaga/streamsaga/streams"
+	"github.com/streamsaga/streamsaga/saga"
 )
 
 // SoakOptions shape a soak run: sagas started at a fixed rate (open loop)
@@ -135,7 +133,7 @@ loop:
 	if left != 0 {
 		return fmt.Errorf("%d entries still pending after the soak", left)
 	}
-	if unfinished, err := countStatus(ctx, r.rdb, r.ks, event.StatusInProgress, event.StatusCompensating); err != nil || unfinished > 0 {
+	if unfinished, err := countStatus(ctx, r.rdb, r.ks, saga.StatusInProgress, saga.StatusCompensating); err != nil || unfinished > 0 {
 		return fmt.Errorf("%d sagas did not finish (err %v)", unfinished, err)
 	}
 	if behind > 0 {
@@ -156,7 +154,7 @@ func flatness(samples []Sample) string {
 		a.StreamLength, b.StreamLength, float64(a.UsedMemory)/1e6, float64(b.UsedMemory)/1e6, a.Keys, b.Keys)
 }
 
-func readSample(ctx context.Context, rdb redis.UniversalClient, ks streams.Keyspace) (Sample, error) {
+func readSample(ctx context.Context, rdb redis.UniversalClient, ks saga.Keys) (Sample, error) {
 	var smp Sample
 	st, err := readRedisStats(ctx, rdb)
 	if err != nil {

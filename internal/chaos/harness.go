@@ -21,7 +21,7 @@ import (
 	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/redistest"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
-	"github.com/streamsaga/streamsaga/streams"
+	"github.com/streamsaga/streamsaga/saga"
 )
 
 // Options of a chaos run.
@@ -75,7 +75,7 @@ type harness struct {
 	api     *proc
 	workers []*proc
 	rdb     *redis.Client
-	ks      streams.Keyspace
+	ks      saga.Keys
 	rng     *rand.Rand
 	apiURL  string
 
@@ -175,8 +175,8 @@ func (h *harness) startAll(ctx context.Context) error {
 	}
 	h.redis = rs
 	h.rdb = rs.Client()
-	h.ks = streams.NewKeyspace("saga", 1)
-	inv := handlers.NewInventory(h.rdb, h.ks, handlers.Options{})
+	h.ks = saga.NewKeys("saga", 1)
+	inv := handlers.NewInventory(h.rdb, h.ks)
 	for sku, n := range initialStock {
 		if err := inv.Set(ctx, sku, n); err != nil {
 			return err

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
 )
 
 // acked is an order the API acknowledged (202), as the ledger keeps it.
@@ -23,7 +23,7 @@ type acked struct {
 	Kind    string `json:"kind"`
 	// Items are what the harness sent: the checker computes totals and
 	// stock from them, not from what the product stored.
-	Items []event.Item `json:"items"`
+	Items []handlers.Item `json:"items"`
 }
 
 // ledger records every acknowledged order, appended and fsynced to a file
@@ -75,16 +75,16 @@ func (l *ledger) snapshot() []acked {
 
 // orderKind chooses the path an order takes: most complete, the others
 // cover every compensation path.
-func orderKind(i int) (kind string, items []event.Item) {
+func orderKind(i int) (kind string, items []handlers.Item) {
 	switch i % 10 {
 	case 7:
-		return "declined", []event.Item{{SKU: "sku-a", Quantity: 1, UnitPriceCents: 500000}}
+		return "declined", []handlers.Item{{SKU: "sku-a", Quantity: 1, UnitPriceCents: 500000}}
 	case 8:
-		return "shipment-failed", []event.Item{{SKU: "sku-b", Quantity: 1001, UnitPriceCents: 1}}
+		return "shipment-failed", []handlers.Item{{SKU: "sku-b", Quantity: 1001, UnitPriceCents: 1}}
 	case 9:
-		return "stock-short", []event.Item{{SKU: "sku-a", Quantity: 1, UnitPriceCents: 100}, {SKU: "sku-scarce", Quantity: 1, UnitPriceCents: 100}}
+		return "stock-short", []handlers.Item{{SKU: "sku-a", Quantity: 1, UnitPriceCents: 100}, {SKU: "sku-scarce", Quantity: 1, UnitPriceCents: 100}}
 	default:
-		return "happy", []event.Item{{SKU: "sku-a", Quantity: 1, UnitPriceCents: 900}}
+		return "happy", []handlers.Item{{SKU: "sku-a", Quantity: 1, UnitPriceCents: 900}}
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/handlers"
+	"github.com/streamsaga/streamsaga/internal/wiring"
 	"github.com/streamsaga/streamsaga/streams"
 )
 
@@ -184,7 +184,7 @@ func trimWhilePaused(ctx context.Context, h *harness) {
 	h.count("workers paused while trimming", 1)
 	until := time.Now().Add(time.Second)
 	for time.Now().Before(until) && ctx.Err() == nil {
-		for _, typ := range handlers.Streams() {
+		for _, typ := range orderSaga.MessageTypes() {
 			if n, err := streams.Trim(ctx, h.rdb, h.ks.Stream(0, typ), 0); err == nil && n > 0 {
 				h.count("entries trimmed", int(n))
 			}
@@ -217,7 +217,7 @@ func consumersOfLiveWorkersOnly(ctx context.Context, h *harness) []string {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		problems = problems[:0]
-		for group, types := range handlers.Subscriptions() {
+		for group, types := range orderSaga.Groups() {
 			for _, typ := range types {
 				cs, err := h.rdb.XInfoConsumers(ctx, h.ks.Stream(0, typ), group).Result()
 				if err != nil {
@@ -234,12 +234,15 @@ func consumersOfLiveWorkersOnly(ctx context.Context, h *harness) []string {
 	}
 }
 
+// orderSaga describes the order saga's groups and streams.
+var orderSaga = wiring.Shape("saga", 1)
+
 // duplicateStorm re-publishes entries already processed (same fields, so
 // the same event id and saga version) and moves pending entries to another
 // consumer, so that they are delivered twice.
 func duplicateStorm(ctx context.Context, h *harness) {
-	subs := handlers.Subscriptions()
-	types := subs[[]string{event.ServicePayment, event.ServiceInventory, event.ServiceShipping, event.ServiceOrder}[h.rng.IntN(4)]]
+	subs := orderSaga.Groups()
+	types := subs[[]string{handlers.ServicePayment, handlers.ServiceInventory, handlers.ServiceShipping, handlers.ServiceOrder}[h.rng.IntN(4)]]
 	stream := h.ks.Stream(0, types[h.rng.IntN(len(types))])
 	msgs, err := h.rdb.XRevRangeN(ctx, stream, "+", "-", 20).Result()
 	if err != nil || len(msgs) == 0 {
@@ -274,13 +277,13 @@ func duplicateStorm(ctx context.Context, h *harness) {
 // one megabyte. order.created has one reader (payment), so each is one dead
 // letter.
 func injectPoison(ctx context.Context, h *harness) {
-	stream := h.ks.Stream(0, event.OrderCreated)
-	base := map[string]any{"event_id": "poison", "type": event.OrderCreated, "saga_id": "poison-saga", "saga_mode": "choreography",
+	stream := h.ks.Stream(0, handlers.OrderCreated)
+	base := map[string]any{"event_id": "poison", "type": handlers.OrderCreated, "saga_id": "poison-saga", "saga_mode": "choreography",
 		"saga_version": "1", "causation_id": "", "occurred_at": "2026-01-01T00:00:00Z", "data": `{"order":{}}`}
 	variants := []func(map[string]any){
 		func(v map[string]any) { delete(v, "saga_id") },
 		func(v map[string]any) { v["data"] = "not json {" },
-		func(v map[string]any) { v["type"] = event.PaymentCompleted },
+		func(v map[string]any) { v["type"] = handlers.PaymentCompleted },
 		func(v map[string]any) { v["data"] = `{"blob":"` + strings.Repeat("x", 1<<20) + `"}` },
 		func(v map[string]any) { v["saga_version"] = "minus one" },
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/config"
-	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/internal/wiring"
 	"github.com/streamsaga/streamsaga/saga"
 	"github.com/streamsaga/streamsaga/streams"
@@ -51,7 +50,7 @@ Reads REDIS_URL, SAGA_PREFIX and SAGA_PARTITIONS.
 
 type ctl struct {
 	rdb    redis.UniversalClient
-	ks     streams.Keyspace
+	ks     saga.Keys
 	engine *saga.Engine
 	cfg    *config.Config
 	json   bool
@@ -83,12 +82,16 @@ func Run(ctx context.Context, args []string, env map[string]string, stdout, stde
 		return exitUsage
 	}
 	defer rdb.Close()
-	engine, err := wiring.Engine(rdb, cfg, config.NewLogger("error", stderr), nil)
+	product, err := wiring.New(rdb, cfg, config.NewLogger("error", stderr), nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "sagactl:", err)
+		if errors.Is(err, config.ErrInvalid) {
+			return exitUsage
+		}
 		return exitFailed
 	}
-	c := &ctl{rdb: rdb, ks: engine.Keyspace(), engine: engine, cfg: cfg, json: *asJSON, out: stdout}
+	engine := product.Engine
+	c := &ctl{rdb: rdb, ks: engine.Keys(), engine: engine, cfg: cfg, json: *asJSON, out: stdout}
 	err = c.dispatch(ctx, fs.Args())
 	var ue usageError
 	switch {
@@ -134,7 +137,7 @@ func (c *ctl) dispatch(ctx context.Context, args []string) error {
 		if err := c.engine.Retry(ctx, rest[0]); err != nil {
 			return err
 		}
-		return c.print(map[string]string{"saga_id": rest[0], "status": event.StatusCompensating}, func(w io.Writer) {
+		return c.print(map[string]string{"saga_id": rest[0], "status": saga.StatusCompensating}, func(w io.Writer) {
 			fmt.Fprintf(w, "saga %s re-driven: COMPENSATING\n", rest[0])
 		})
 	case "streams":
@@ -187,7 +190,7 @@ func (c *ctl) print(v any, table func(io.Writer)) error {
 }
 
 func (c *ctl) ls(ctx context.Context, status string, limit int) error {
-	statuses := event.SagaStatuses
+	statuses := saga.Statuses
 	if status != "" {
 		statuses = []string{strings.ToUpper(status)}
 	}
@@ -227,7 +230,7 @@ func (c *ctl) show(ctx context.Context, id string) error {
 }
 
 func (c *ctl) allStreams() []string {
-	events, operator := wiring.Streams(c.cfg)
+	events, operator := wiring.Streams(c.engine)
 	return append(events, operator...)
 }
 
@@ -260,7 +263,7 @@ type pendingEntry struct {
 
 func (c *ctl) pending(ctx context.Context, idle time.Duration) error {
 	out := []pendingEntry{}
-	events, _ := wiring.Streams(c.cfg)
+	events, _ := wiring.Streams(c.engine)
 	for _, key := range events {
 		groups, err := c.rdb.XInfoGroups(ctx, key).Result()
 		if err != nil {

@@ -12,9 +12,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/ctl"
 	"github.com/streamsaga/streamsaga/internal/redistest"
 	"github.com/streamsaga/streamsaga/internal/sagatest"
+	"github.com/streamsaga/streamsaga/saga"
 )
 
 var srv *redistest.Server
@@ -63,9 +65,9 @@ func sagactl(t *testing.T, s *sagatest.System) {
 	_ = stop()
 	inProgress, _ := s.PlaceOrder("c", sagatest.I("sku-a", 1, 100)) // no worker now
 	ctx := context.Background()
-	s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.Stream(0, event.Reply), Values: map[string]any{"junk": "1"}})
+	s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.Stream(0, saga.ReplyType), Values: map[string]any{"junk": "1"}})
 	// A consumer that died holding an entry.
-	s.RDB.XReadGroup(ctx, &redis.XReadGroupArgs{Group: event.ServiceOrder, Consumer: "dead-1", Streams: []string{s.KS.Stream(0, event.CmdOrderCreate), ">"}, Count: 1})
+	s.RDB.XReadGroup(ctx, &redis.XReadGroupArgs{Group: handlers.ServicePayment, Consumer: "dead-1", Streams: []string{s.KS.Stream(0, handlers.CmdPaymentCharge), ">"}, Count: 1})
 
 	var list []struct{ SagaID, Status string }
 	runJSON(t, s, &list, "ls", "--limit", "10")
@@ -110,7 +112,7 @@ func sagactl(t *testing.T, s *sagatest.System) {
 	foundPending := false
 	for _, x := range streams {
 		for _, g := range x.Groups {
-			foundPending = foundPending || (strings.HasSuffix(x.Stream, event.CmdOrderCreate) && g.Name == "order" && g.Pending == 1)
+			foundPending = foundPending || (strings.HasSuffix(x.Stream, handlers.CmdPaymentCharge) && g.Name == "payment" && g.Pending == 1)
 		}
 	}
 	if !foundPending {
@@ -140,11 +142,11 @@ func sagactl(t *testing.T, s *sagatest.System) {
 	if one.Fields["error"] == "" {
 		t.Errorf("dlq show: %+v", one)
 	}
-	before := s.RDB.XLen(ctx, s.KS.Stream(0, event.Reply)).Val()
+	before := s.RDB.XLen(ctx, s.KS.Stream(0, saga.ReplyType)).Val()
 	if code, _, errOut := run(t, s, "dlq", "replay", dead[0].ID); code != 0 {
 		t.Fatalf("dlq replay: %d %s", code, errOut)
 	}
-	if s.RDB.XLen(ctx, s.KS.Stream(0, event.Reply)).Val() != before+1 {
+	if s.RDB.XLen(ctx, s.KS.Stream(0, saga.ReplyType)).Val() != before+1 {
 		t.Error("dlq replay did not publish the entry again")
 	}
 	if code, _, _ := run(t, s, "dlq", "show", dead[0].ID); code != 3 {
@@ -188,14 +190,14 @@ func TestDLQReplayAndTheFence(t *testing.T) {
 	o.Want = sagatest.Completed
 	ctx := context.Background()
 	sagatest.WaitFor(t, "the saga to wait for shipping", 10*time.Second, func() bool {
-		return s.RDB.XLen(ctx, s.KS.Stream(0, event.StockReserved)).Val() == 1
+		return s.RDB.XLen(ctx, s.KS.Stream(0, handlers.StockReserved)).Val() == 1
 	})
 	// The awaited stock.reserved reaches the dead letters without its saga
 	// giving up on it (as an operator's tool or an old worker might leave
 	// it): shipping reads and acknowledges it, and it is filed by hand.
 	deadLetter := func(stream string, values map[string]any) string {
 		t.Helper()
-		fields := map[string]any{"group": event.ServiceShipping, "error": "filed by the test", "deliveries": "5",
+		fields := map[string]any{"group": handlers.ServiceShipping, "error": "filed by the test", "deliveries": "5",
 			"source_stream": stream, "source_id": "0-1"}
 		for k, v := range values {
 			fields[k] = v
@@ -206,20 +208,20 @@ func TestDLQReplayAndTheFence(t *testing.T) {
 		}
 		return id
 	}
-	reserved := s.KS.Stream(0, event.StockReserved)
-	got, err := s.RDB.XReadGroup(ctx, &redis.XReadGroupArgs{Group: event.ServiceShipping, Consumer: "gone", Streams: []string{reserved, ">"}}).Result()
+	reserved := s.KS.Stream(0, handlers.StockReserved)
+	got, err := s.RDB.XReadGroup(ctx, &redis.XReadGroupArgs{Group: handlers.ServiceShipping, Consumer: "gone", Streams: []string{reserved, ">"}}).Result()
 	if err != nil || len(got[0].Messages) != 1 {
 		t.Fatalf("read stock.reserved: %v %v", got, err)
 	}
 	awaited := got[0].Messages[0]
-	s.RDB.XAck(ctx, reserved, event.ServiceShipping, awaited.ID)
-	created, _ := s.RDB.XRange(ctx, s.KS.Stream(0, event.OrderCreated), "-", "+").Result()
+	s.RDB.XAck(ctx, reserved, handlers.ServiceShipping, awaited.ID)
+	created, _ := s.RDB.XRange(ctx, s.KS.Stream(0, handlers.OrderCreated), "-", "+").Result()
 	forged := map[string]any{}
 	for k, v := range awaited.Values {
 		forged[k] = v
 	}
 	forged[event.FieldEventID] = "0192a000-0000-7000-8000-00000000f00d"
-	earlier := deadLetter(s.KS.Stream(0, event.OrderCreated), created[0].Values)
+	earlier := deadLetter(s.KS.Stream(0, handlers.OrderCreated), created[0].Values)
 	fake := deadLetter(reserved, forged)
 	current := deadLetter(reserved, awaited.Values)
 

@@ -80,15 +80,15 @@ func NewChecker(rdb redis.UniversalClient, prefix string) *Checker {
 	return &Checker{RDB: rdb, Prefix: prefix, where: map[string]string{}}
 }
 
-// Keys outside the saga partitions, by their documented names.
-func (c *Checker) ledgerKey(sagaID string) string   { return c.Prefix + ":{payment}:ledger:" + sagaID }
-func (c *Checker) gatewayTotals() string            { return c.Prefix + ":{payment}:totals" }
-func (c *Checker) shipmentKey(sagaID string) string { return c.Prefix + ":{shipping}:shipment:" + sagaID }
-func (c *Checker) shippingTotals() string           { return c.Prefix + ":{shipping}:totals" }
-func (c *Checker) available() string                { return c.Prefix + ":{inventory}:available" }
-func (c *Checker) reserved() string                 { return c.Prefix + ":{inventory}:reserved" }
-func (c *Checker) reservationKey(sagaID string) string {
-	return c.Prefix + ":{inventory}:reservation:" + sagaID
+// Keys outside the saga partitions, by their documented names: the fake
+// gateway's ledger per saga and totals, the stock, and a saga's barrier in
+// the inventory's slot (which of its stock writes were applied).
+func (c *Checker) ledgerKey(sagaID string) string { return c.Prefix + ":{payment}:ledger:" + sagaID }
+func (c *Checker) gatewayTotals() string          { return c.Prefix + ":{payment}:totals" }
+func (c *Checker) available() string              { return c.Prefix + ":{inventory}:available" }
+func (c *Checker) reserved() string               { return c.Prefix + ":{inventory}:reserved" }
+func (c *Checker) barrierKey(sagaID string) string {
+	return c.Prefix + ":{inventory}:barrier:" + sagaID
 }
 
 // partitionOf returns the partition tag of a key "<prefix>:{N}:…", or "".
@@ -181,8 +181,7 @@ func (c *Checker) key(kind, id string) string {
 type view struct {
 	o                  Placed
 	order, saga        map[string]string
-	ledger, shipment   map[string]string
-	reservation        string
+	ledger, barrier    map[string]string
 	outcome            string // Completed, Cancelled, Failed, or "" when not terminal
 	orderKey, sagaKey  string
 	partition          string
@@ -199,9 +198,8 @@ func (c *Checker) read(ctx context.Context, orders []Placed, withRecords bool) (
 	for start := 0; start < len(orders); start += 200 {
 		end := min(start+200, len(orders))
 		pipe := c.RDB.Pipeline()
-		type cmds struct{ order, saga, ledger, shipment *redis.MapStringStringCmd }
+		type cmds struct{ order, saga, ledger, barrier *redis.MapStringStringCmd }
 		cs := make([]cmds, end-start)
-		res := make([]*redis.StringCmd, end-start)
 		for i, o := range orders[start:end] {
 			v := &view{o: o, orderKey: c.key("order", o.OrderID), sagaKey: c.key("saga", o.SagaID)}
 			v.partition = c.partitionOf(v.orderKey)
@@ -214,8 +212,7 @@ func (c *Checker) read(ctx context.Context, orders []Placed, withRecords bool) (
 			}
 			if withRecords {
 				cs[i].ledger = pipe.HGetAll(ctx, c.ledgerKey(o.SagaID))
-				cs[i].shipment = pipe.HGetAll(ctx, c.shipmentKey(o.SagaID))
-				res[i] = pipe.HGet(ctx, c.reservationKey(o.SagaID), "status")
+				cs[i].barrier = pipe.HGetAll(ctx, c.barrierKey(o.SagaID))
 			}
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -230,10 +227,7 @@ func (c *Checker) read(ctx context.Context, orders []Placed, withRecords bool) (
 				return cmd.Val()
 			}
 			v.order, v.saga = get(cs[i].order), get(cs[i].saga)
-			v.ledger, v.shipment = get(cs[i].ledger), get(cs[i].shipment)
-			if res[i] != nil {
-				v.reservation = res[i].Val()
-			}
+			v.ledger, v.barrier = get(cs[i].ledger), get(cs[i].barrier)
 			v.orderSt, v.sagaState = v.order["status"], v.saga["status"]
 			switch {
 			case v.orderSt == "COMPLETED" && v.sagaState == "COMPLETED":
@@ -333,8 +327,8 @@ func (c *Checker) Check(ctx context.Context, orders []Placed, initial map[string
 			for _, it := range o.Items {
 				completedUnits[it.SKU] += it.Quantity
 			}
-			if v.shipment["status"] != "created" {
-				r.fail("order %s COMPLETED without a live shipment (%v)", o.OrderID, v.shipment)
+			if v.saga["shipping.status"] != "created" {
+				r.fail("order %s COMPLETED without a live shipment (shipping.status %q)", o.OrderID, v.saga["shipping.status"])
 			}
 		case Cancelled:
 			if net != 0 {
@@ -348,11 +342,13 @@ func (c *Checker) Check(ctx context.Context, orders []Placed, initial map[string
 				r.fail("order %s FAILED without an alert for saga %s", o.OrderID, o.SagaID)
 			}
 		}
-		if v.outcome != Completed && v.shipment["status"] == "created" {
+		if v.outcome != Completed && v.saga["shipping.status"] == "created" {
 			r.fail("order %s %s has a live shipment", o.OrderID, v.outcome)
 		}
-		if v.reservation == "reserved" {
-			r.fail("order %s %s: its reservation is still held", o.OrderID, v.outcome)
+		// The reservation was applied (reserveStock.execute) and neither
+		// released (compensate) nor consumed (finalize): still held.
+		if b := v.barrier; b["reserveStock.execute"] == "ok" && b["reserveStock.compensate"] != "done" && b["reserveStock.finalize"] != "done" {
+			r.fail("order %s %s: its reservation is still held (%v)", o.OrderID, v.outcome, b)
 		}
 		if v.outcome != Failed {
 			finished = append(finished, o.SagaID, o.OrderID)
@@ -394,7 +390,7 @@ func cents(h map[string]string, field, happened, amount string) int64 {
 // what the checker sums over every ledger and shipment under the prefix: a
 // charge, refund or shipment applied twice shows as a difference.
 func (c *Checker) checkTotals(ctx context.Context, r *Report, completed int64) error {
-	ledgers, err := c.hashes(ctx, c.Prefix+":{payment}:ledger:")
+	ledgers, err := c.hashes(ctx, ":{payment}:ledger:")
 	if err != nil {
 		return err
 	}
@@ -423,25 +419,32 @@ func (c *Checker) checkTotals(ctx context.Context, r *Report, completed int64) e
 	if want := [4]int64{charges, chargedCents, refunds, refundedCents}; got != want {
 		r.fail("gateway totals (charges, charged¢, refunds, refunded¢) %v, the ledgers sum to %v: an effect was applied twice", got, want)
 	}
-	shipments, err := c.hashes(ctx, c.Prefix+":{shipping}:shipment:")
+	// Shipments are fields of each saga's hash; the shipping service counts
+	// them per partition.
+	sagas, err := c.hashes(ctx, ":saga:")
 	if err != nil {
 		return err
 	}
 	var created, cancelled int64
-	for _, s := range shipments {
+	for _, h := range sagas {
 		switch {
-		case s["status"] == "created":
+		case h["shipping.status"] == "created":
 			created++
-		case s["status"] == "cancelled" && s["shipment_id"] != "":
+		case h["shipping.status"] == "cancelled" && h["shipping.shipment_id"] != "":
 			cancelled++
 		}
 	}
-	st, err := c.RDB.HGetAll(ctx, c.shippingTotals()).Result()
+	totals, err := c.hashes(ctx, ":shipping.totals")
 	if err != nil {
-		return fmt.Errorf("shipping totals: %w", err)
+		return err
 	}
-	if num(st["shipments"]) != created+cancelled || num(st["cancellations"]) != cancelled {
-		r.fail("shipping totals %v, the shipment records count %d live and %d cancelled", st, created, cancelled)
+	var shipments, cancellations int64
+	for _, t := range totals {
+		shipments += num(t["shipments"])
+		cancellations += num(t["cancellations"])
+	}
+	if shipments != created+cancelled || cancellations != cancelled {
+		r.fail("shipping totals: %d shipments, %d cancellations; the sagas hold %d live and %d cancelled", shipments, cancellations, created, cancelled)
 	}
 	if created != completed {
 		r.fail("%d live shipments for %d completed orders", created, completed)
@@ -449,8 +452,8 @@ func (c *Checker) checkTotals(ctx context.Context, r *Report, completed int64) e
 	return nil
 }
 
-// hashes reads every hash whose key starts with prefix.
-func (c *Checker) hashes(ctx context.Context, prefix string) (map[string]map[string]string, error) {
+// hashes reads every hash under the prefix whose key contains part.
+func (c *Checker) hashes(ctx context.Context, part string) (map[string]map[string]string, error) {
 	keys, err := c.scan(ctx, "hash")
 	if err != nil {
 		return nil, err
@@ -459,7 +462,7 @@ func (c *Checker) hashes(ctx context.Context, prefix string) (map[string]map[str
 	pipe := c.RDB.Pipeline()
 	cmds := map[string]*redis.MapStringStringCmd{}
 	for _, k := range keys {
-		if strings.HasPrefix(k, prefix) {
+		if strings.Contains(k, part) {
 			cmds[k] = pipe.HGetAll(ctx, k)
 		}
 	}
@@ -467,7 +470,7 @@ func (c *Checker) hashes(ctx context.Context, prefix string) (map[string]map[str
 		return out, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("read %s*: %w", prefix, err)
+		return nil, fmt.Errorf("read hashes %s: %w", part, err)
 	}
 	for k, cmd := range cmds {
 		out[k] = cmd.Val()

@@ -1,12 +1,14 @@
 package sagatest
 
 import (
+	"log/slog"
+
 	"github.com/redis/go-redis/v9"
 
-	"github.com/streamsaga/streamsaga/event"
+	"github.com/streamsaga/streamsaga/config"
 	"github.com/streamsaga/streamsaga/handlers"
+	"github.com/streamsaga/streamsaga/internal/wiring"
 	"github.com/streamsaga/streamsaga/saga"
-	"github.com/streamsaga/streamsaga/streams"
 )
 
 // Product is the product's own read paths, for tests that look at a saga
@@ -19,17 +21,11 @@ type Product struct {
 	Stock   *handlers.Inventory
 }
 
-// NewProduct builds the product's read paths on rdb.
-func NewProduct(rdb redis.UniversalClient, ks streams.Keyspace) (*Product, error) {
-	engine, err := saga.New(rdb, ks, saga.Options{}, handlers.OrderSaga())
+// NewProduct builds the product's read paths on rdb, as the binaries do.
+func NewProduct(rdb redis.UniversalClient, cfg *config.Config) (*Product, error) {
+	p, err := wiring.New(rdb, cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		return nil, err
 	}
-	opts := handlers.Options{}
-	return &Product{
-		Engine:  engine,
-		Orders:  handlers.NewOrders(rdb, engine, event.ModeChoreography),
-		Gateway: handlers.NewGateway(rdb, ks, opts),
-		Stock:   handlers.NewInventory(rdb, ks, opts),
-	}, nil
+	return &Product{Engine: p.Engine, Orders: p.Orders, Gateway: p.Services.Gateway(), Stock: p.Services.Inventory()}, nil
 }

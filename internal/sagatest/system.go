@@ -19,9 +19,8 @@ import (
 
 	"github.com/streamsaga/streamsaga/api"
 	"github.com/streamsaga/streamsaga/config"
-	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/internal/redistest"
-	"github.com/streamsaga/streamsaga/streams"
+	"github.com/streamsaga/streamsaga/saga"
 	"github.com/streamsaga/streamsaga/worker"
 )
 
@@ -33,7 +32,7 @@ type System struct {
 	Server *redistest.Server
 	Env    map[string]string
 	RDB    redis.UniversalClient
-	KS     streams.Keyspace
+	KS     saga.Keys
 	// Checker checks invariants from raw Redis reads, independently of
 	// the product; Product reads through the product's own code.
 	Checker *Checker
@@ -75,8 +74,8 @@ func newSystem(t testing.TB, redisEnv, env map[string]string, rdb redis.Universa
 		}
 	}
 	cfg := MustConfig(t, e)
-	ks := streams.NewKeyspace(cfg.Prefix, cfg.Partitions)
-	product, err := NewProduct(rdb, ks)
+	ks := saga.NewKeys(cfg.Prefix, cfg.Partitions)
+	product, err := NewProduct(rdb, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +142,7 @@ func (s *System) waitGroups(done chan error) {
 	ctx := context.Background()
 	deadline := time.Now().Add(10 * time.Second)
 	for p := range s.KS.Partitions {
-		for group, types := range handlers.Subscriptions() {
+		for group, types := range s.Product.Engine.Groups() {
 			for _, typ := range types {
 				for {
 					groups, _ := s.RDB.XInfoGroups(ctx, s.KS.Stream(p, typ)).Result()
