@@ -393,3 +393,36 @@ func TestReplyOvertakenBySweeperIsUndone(t *testing.T) {
 		t.Fatalf("seats %v after the undo of saga %s (%s)", s, st.SagaID, st.Status)
 	}
 }
+
+// Writes on shared state that could not be kept once and for all are
+// refused as poison (the message is dead-lettered): two slots in one
+// outcome (not all or nothing), or an execution with no Finally to release
+// its barrier.
+func TestSharedWritesMustBeSafe(t *testing.T) {
+	rdb := srv.Client()
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	op := func(ws ...saga.Write) saga.Operation[Trip] {
+		return func(context.Context, *saga.Call[Trip]) (saga.Outcome, error) { return saga.OK(nil, ws...), nil }
+	}
+	for name, step := range map[string]*saga.StepDef[Trip]{
+		"TWO_SLOTS":  saga.Step("x", "xs", op(saga.HIncrBy(saga.Shared("a", "h"), "f", 1), saga.HIncrBy(saga.Shared("b", "h"), "f", 1)), nil).Finally(op()),
+		"NO_FINALLY": saga.Step("x", "xs", op(saga.HIncrBy(saga.Shared("a", "h"), "f", 1)), nil),
+	} {
+		s := saga.Define(name, step)
+		e, err := saga.New(rdb, saga.Options{Prefix: redistest.Prefix()}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Start(ctx, e, Trip{}, saga.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		err = e.Handle(ctx, read(t, rdb, e.Keys().Stream(0, name+".started"), "xs"))
+		if !streams.IsPermanent(err) {
+			t.Errorf("%s: %v, want a permanent error", name, err)
+		}
+		if n := rdb.HLen(ctx, e.Keys().Shared("a", "h")).Val(); n != 0 {
+			t.Errorf("%s: shared state written", name)
+		}
+	}
+}

@@ -99,6 +99,10 @@ func (e *Engine) operate(ctx context.Context, m *streams.Message, d *definition,
 	ws := e.splitWrites(out.writes, step.Service, m.Partition, e.keys.Saga(m.Partition, m.Env.SagaID))
 	r.local = ws.local
 	if len(ws.shared) > 0 {
+		if len(ws.shared) > 1 {
+			// Two slots cannot be written all or nothing.
+			return nil, st, true, streams.Permanent(fmt.Errorf("step %s writes shared state in %d slots (%v): one at most", step.Name, len(ws.shared), slices.Sorted(maps.Keys(ws.shared))))
+		}
 		if phase == Execute && !step.HasFinally {
 			// Its barrier would be kept for ever: a live execution's barrier
 			// expires only once the step is compensated or finalised.

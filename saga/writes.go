@@ -27,8 +27,11 @@ type Key struct {
 }
 
 // Shared names a hash of state that many sagas share, in a slot of its own:
-// "<prefix>:{<tag>}:<name>", e.g. Shared("inventory", "available"). On Redis
-// Cluster its writes are applied before the transition, behind a barrier.
+// "<prefix>:{<tag>}:<name>", e.g. Shared("inventory", "available"). Its
+// writes are applied before the transition, once, behind the saga's barrier
+// in that slot. One outcome may write Shared hashes of one tag only (two
+// slots cannot be written all or nothing), and a step whose execution
+// writes them must have a Finally operation.
 func Shared(tag, name string) Key { return Key{tag: tag, name: name} }
 
 // InPartition names a hash in the saga's partition, "<prefix>:{N}:<name>"
