@@ -39,9 +39,9 @@ func take(t *testing.T, s *sagatest.System, placed []sagatest.Placed) snapshot {
 		sn.sagas[o.SagaID] = h
 		sn.orders[o.OrderID] = s.RDB.HGet(ctx, s.KS.Record(p, "order", o.OrderID), "status").Val()
 	}
-	sn.money = s.RDB.HGetAll(ctx, s.KS.Domain("{payment}", "totals")).Val()
-	sn.stock = s.RDB.HGetAll(ctx, s.KS.Domain("{inventory}", "reserved")).Val()
-	for k, v := range s.RDB.HGetAll(ctx, s.KS.Domain("{inventory}", "available")).Val() {
+	sn.money = s.RDB.HGetAll(ctx, s.KS.Shared("payment", "totals")).Val()
+	sn.stock = s.RDB.HGetAll(ctx, s.KS.Shared("inventory", "reserved")).Val()
+	for k, v := range s.RDB.HGetAll(ctx, s.KS.Shared("inventory", "available")).Val() {
 		sn.stock["available."+k] = v
 	}
 	sn.ships = s.RDB.HGetAll(ctx, s.KS.InPartition(0, "shipping.totals")).Val()

@@ -102,7 +102,7 @@ func (s *Services) Saga() *saga.Saga[Order] {
 		saga.Step("createShipment", ServiceShipping, s.ship, s.cancelShipment).
 			Events(ShipmentCreated, ShipmentFailed, ShipmentCancelled).Abandoned(ShipmentAbandoned).
 			Commands(CmdShipmentCreate, CmdShipmentCancel),
-	).Ends(OrderCompleted, OrderCancelled).Record(recordOrder).Validate(validOrder)
+	).Ends(OrderCompleted, OrderCancelled).Validate(validOrder)
 }
 
 // validOrder refuses a context that is not an order (a forged or corrupted

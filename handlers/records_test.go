@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 
 func ttl(t *testing.T, s *sagatest.System, parts ...string) time.Duration {
 	t.Helper()
-	d, err := s.RDB.TTL(context.Background(), s.KS.Domain(parts...)).Result()
+	d, err := s.RDB.TTL(context.Background(), s.KS.Prefix+":"+strings.Join(parts, ":")).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestReplayAfterExpiryChargesNothing(t *testing.T) {
 	}
 	before, _ := s.Product.Gateway.Totals(ctx)
 	sagatest.WaitFor(t, "the saga and its ledger to expire", 10*time.Second, func() bool {
-		return s.RDB.Exists(ctx, s.KS.Saga(0, o.SagaID), s.KS.Domain("{payment}", "ledger", o.SagaID)).Val() == 0
+		return s.RDB.Exists(ctx, s.KS.Saga(0, o.SagaID), s.KS.Shared("payment", "ledger:"+o.SagaID)).Val() == 0
 	})
 	s.Inject(s.KS.Stream(0, handlers.OrderCreated), created[0].Values)
 	s.WaitAtRest(5 * time.Second) // the replay was read and handled

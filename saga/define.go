@@ -102,7 +102,6 @@ type Saga[T any] struct {
 	started                string
 	completed, compensated string
 	owner                  string
-	record                 string
 	validate               func(*T) error
 }
 
@@ -128,7 +127,7 @@ type StepDef[T any] struct {
 func Define[T any](name string, steps ...*StepDef[T]) *Saga[T] {
 	s := &Saga[T]{name: name, steps: steps, started: name + ".started",
 		completed: name + ".completed", compensated: name + ".compensated"}
-	if len(steps) > 0 {
+	if len(steps) > 0 && steps[0] != nil {
 		s.owner = steps[0].service
 	}
 	return s
@@ -212,15 +211,6 @@ func (s *Saga[T]) Ends(completed, compensated string) *Saga[T] {
 	return s
 }
 
-// Record names the kind of a record that a saga of this type may be started
-// with (StartOptions.Record): a hash in the saga's slot, keyed by its own
-// id, that the engine marks with the saga's end ("status" COMPLETED,
-// CANCELLED or FAILED, "reason").
-func (s *Saga[T]) Record(kind string) *Saga[T] {
-	s.record = kind
-	return s
-}
-
 // Validate declares a check of the saga's context, run on every message
 // before an operation sees it: a context that fails it is poison, and the
 // message is dead-lettered at once (its saga compensates, like after any
@@ -239,7 +229,7 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // checking it.
 func (s *Saga[T]) spec() (*definition, error) {
 	d := &definition{Type: s.name, Started: s.started, Completed: s.completed, Compensated: s.compensated,
-		Owner: s.owner, Record: s.record}
+		Owner: s.owner}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(s.name+": "+format, args...)) }
 	if !nameRE.MatchString(s.name) {
@@ -261,8 +251,8 @@ func (s *Saga[T]) spec() (*definition, error) {
 			bad("two steps named %s", st.name)
 		}
 		seen[st.name] = true
-		if st.execute == nil && i > 0 {
-			bad("step %s has no execute operation (only the first step may be done by the starter)", st.name)
+		if st.execute == nil && (i > 0 || len(s.steps) == 1) {
+			bad("step %s has no execute operation (only the first of several steps may be done by the starter)", st.name)
 		}
 		d.Steps = append(d.Steps, stepSpec{
 			Name: st.name, Service: st.service, Execute: st.executeCmd, Compensate: st.compensateCmd,

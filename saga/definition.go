@@ -12,7 +12,7 @@ type definition struct {
 	Type                            string
 	Steps                           []stepSpec
 	Started, Completed, Compensated string
-	Owner, Record                   string
+	Owner                           string
 	// routes maps "<group>|<message type>" to what handling it means.
 	routes map[string]route
 }

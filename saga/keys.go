@@ -98,12 +98,6 @@ func (k Keys) Shared(tag, name string) string { return k.Prefix + ":{" + tag + "
 // on that slot were applied (see effect.lua).
 func (k Keys) Barrier(tag, sagaID string) string { return k.Shared(tag, "barrier:"+sagaID) }
 
-// Domain is a key of a service's own data, outside the saga partitions:
-// Domain("{inventory}", "available") is "saga:{inventory}:available".
-func (k Keys) Domain(parts ...string) string {
-	return k.Prefix + ":" + strings.Join(parts, ":")
-}
-
 // PartitionOfKey returns the partition of a key built by this Keyspace, or
 // -1 when it has none.
 func (k Keys) PartitionOfKey(key string) int {

@@ -372,7 +372,7 @@ func (h *harness) check(ctx context.Context, l *ledger) Result {
 	}
 	res.ByStatus = rep.ByStatus
 	res.Problems = append(res.Problems, rep.Problems...)
-	if t, err := h.rdb.HGetAll(ctx, h.ks.Domain("{payment}", "totals")).Result(); err == nil {
+	if t, err := h.rdb.HGetAll(ctx, h.ks.Shared("payment", "totals")).Result(); err == nil {
 		n := func(k string) int64 { v, _ := strconv.ParseInt(t[k], 10, 64); return v }
 		res.Charges, res.Refunds, res.NetCents = n("charges"), n("refunds"), n("charged_cents")-n("refunded_cents")
 	}
@@ -387,8 +387,8 @@ func (h *harness) check(ctx context.Context, l *ledger) Result {
 		}
 	}
 	for sku, n := range initialStock {
-		a, _ := h.rdb.HGet(ctx, h.ks.Domain("{inventory}", "available"), sku).Int64()
-		r, _ := h.rdb.HGet(ctx, h.ks.Domain("{inventory}", "reserved"), sku).Int64()
+		a, _ := h.rdb.HGet(ctx, h.ks.Shared("inventory", "available"), sku).Int64()
+		r, _ := h.rdb.HGet(ctx, h.ks.Shared("inventory", "reserved"), sku).Int64()
 		res.StockDiff += abs(n-completedUnits[sku]-a) + abs(r)
 	}
 	if problems, _, err := c.AtRest(ctx); err == nil {
