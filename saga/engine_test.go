@@ -244,6 +244,9 @@ func TestAHopCommitsOnce(t *testing.T) {
 	if pend, _ := rdb.XPending(ctx, m.Stream, m.Group).Result(); pend.Count != 0 {
 		t.Fatalf("consumed entry still pending: %+v", pend)
 	}
+	if n := e.Stats().Stale; n != 2 {
+		t.Fatalf("%d late messages counted, want the 2 redeliveries", n)
+	}
 }
 
 // read reads the one entry of a stream through group, as a worker would.
@@ -379,6 +382,9 @@ func TestReplyOvertakenBySweeperIsUndone(t *testing.T) {
 	}
 	if n, err := rdb.XPending(ctx, reply.Stream, reply.Group).Result(); err != nil || n.Count != 0 {
 		t.Fatalf("the reply stays pending: %+v %v", n, err)
+	}
+	if n := e.Stats().Stale; n != 1 {
+		t.Fatalf("%d late messages counted, want the one overtaken reply", n)
 	}
 	// The flights service undoes it: the seat comes back, once.
 	st, _ := e.Get(ctx, started.SagaID)

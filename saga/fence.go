@@ -111,6 +111,7 @@ func (e *Engine) standing(ctx context.Context, m *streams.Message, final, full b
 			return 0, "", nil, err
 		}
 		s, why := standingOf(st, m.Env.SagaVersion, m.Env.SagaMode, m.Env.Type, m.Env.EventID, final)
+		e.countLate(s)
 		return s, why, st, nil
 	}
 	v := strconv.FormatInt(m.Env.SagaVersion, 10)
@@ -123,7 +124,16 @@ func (e *Engine) standing(ctx context.Context, m *streams.Message, final, full b
 	h.version, _ = strconv.ParseInt(str(0), 10, 64)
 	h.setRecord(str(3))
 	s, why := h.standing(m.Env.SagaVersion, m.Env.SagaMode, m.Env.Type, m.Env.EventID, final)
+	e.countLate(s)
 	return s, why, nil, nil
+}
+
+// countLate counts a message found late before its commit; one the fence
+// refuses at the commit is counted by result.
+func (e *Engine) countLate(s verdict) {
+	if s == late {
+		e.stats.stale.Add(1)
+	}
 }
 
 // standingOf judges a message against a saga already read in full.

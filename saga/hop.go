@@ -153,11 +153,7 @@ func (e *Engine) hop(ctx context.Context, m *streams.Message, rt route) error {
 		if err != nil {
 			return scriptResult{}, err
 		}
-		res, err := e.commitHop(ctx, m, c, compensated, r)
-		if err == nil && res.code == applied {
-			e.applied(c)
-		}
-		return res, err
+		return e.commitHop(ctx, m, c, compensated, r)
 	})
 }
 
@@ -175,7 +171,10 @@ func (e *Engine) settle(ctx context.Context, m *streams.Message, d *definition, 
 		case applied, dup:
 			return nil
 		case stale:
-			return e.late(ctx, m, d, k, phase, r.outside)
+			if !r.outside {
+				return nil // acknowledged by the script
+			}
+			return e.late(ctx, m, d, k, phase, true)
 		case rejectedCode:
 			return e.reject(ctx, m, res.reason)
 		case missingCode:
@@ -207,7 +206,7 @@ func (e *Engine) decide(ctx context.Context, m *streams.Message, d *definition, 
 		if j := lastCompleted(d, st, k); j >= 0 {
 			c.current(j).publish(e, d.Steps[k].Compensated, env.Data, env.EventID)
 		} else {
-			c.to(StatusCompensated).set("status", StatusCompensated).ends(RecordCancelled, st.Reason).
+			c.to(StatusCompensated).ends(RecordCancelled, st.Reason).
 				publish(e, d.Compensated, env.Data, env.EventID)
 		}
 		return c, k, nil
@@ -220,7 +219,7 @@ func (e *Engine) decide(ctx context.Context, m *streams.Message, d *definition, 
 	}
 	c.step(k, StepFailed).result(k, r.result).reason(r.out.reason)
 	if j := d.prevCompensable(k); j >= 0 {
-		c.to(StatusCompensating).set("status", StatusCompensating).current(j).
+		c.to(StatusCompensating).current(j).
 			publish(e, d.Steps[k].Failed, env.Data, env.EventID)
 		return c, -1, nil
 	}
@@ -230,7 +229,7 @@ func (e *Engine) decide(ctx context.Context, m *streams.Message, d *definition, 
 		return nil, -1, err
 	}
 	c.record = ref
-	c.to(StatusCompensated).set("status", StatusCompensated).ends(RecordCancelled, r.out.reason).
+	c.to(StatusCompensated).ends(RecordCancelled, r.out.reason).
 		publish(e, d.Compensated, env.Data, env.EventID)
 	return c, -1, nil
 }
@@ -268,7 +267,11 @@ func (e *Engine) commitHop(ctx context.Context, m *streams.Message, c *patch, co
 	args = append(args, c.args(e)...)
 	keys, args = writeArgs(keys, args, r.local)
 	args = append(args, c.fields...)
-	return e.result(hopScript.Run(ctx, e.rdb, keys, args...).Slice())
+	res, err := e.result(hopScript.Run(ctx, e.rdb, keys, args...).Slice())
+	if err == nil && res.code == applied {
+		e.applied(c)
+	}
+	return res, err
 }
 
 // complete is the owner's hop when a choreographed saga's last step
@@ -281,21 +284,11 @@ func (e *Engine) complete(ctx context.Context, m *streams.Message, rt route) err
 	}
 	c := newPatch(d.Type, env.SagaID, env.SagaMode, m.Partition, StatusInProgress)
 	c.record = ref
-	c.to(StatusCompleted).set("status", StatusCompleted).ends(RecordCompleted, "").
+	c.to(StatusCompleted).ends(RecordCompleted, "").
 		publish(e, d.Completed, env.Data, env.EventID)
-	res, err := e.commitHop(ctx, m, c, -1, &run{})
-	if err != nil {
-		return err
-	}
-	switch res.code {
-	case applied:
-		e.applied(c)
-	case rejectedCode:
-		return e.reject(ctx, m, res.reason)
-	case missingCode:
-		return e.sagaMissing(ctx, m, "the owner")
-	}
-	return nil
+	return e.settle(ctx, m, d, -1, Execute, &run{}, func(r *run) (scriptResult, error) {
+		return e.commitHop(ctx, m, c, -1, r)
+	})
 }
 
 // finalize runs a step's Finally operation once its saga completed: after
@@ -337,7 +330,6 @@ func (e *Engine) finalize(ctx context.Context, m *streams.Message, rt route) err
 // compensate it: the step's compensation runs here, once (it is a no-op
 // when nothing landed).
 func (e *Engine) late(ctx context.Context, m *streams.Message, d *definition, k int, phase Phase, outside bool) error {
-	e.stats.stale.Add(1)
 	if phase != Execute || !outside || !d.Steps[k].CanCompensate {
 		return e.ack(ctx, m)
 	}

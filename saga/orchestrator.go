@@ -109,6 +109,7 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 	case foreign:
 		return e.reject(ctx, m, why)
 	case late:
+		e.stats.stale.Add(1)
 		return e.lateReply(ctx, m, st, r)
 	}
 	d := e.defs[st.Type]
@@ -184,7 +185,6 @@ func answers(s stepSpec, r replyData) bool {
 // gave up on its step (a hanging step) is undone by the step's service,
 // once (compensations are idempotent): an undo command goes to it.
 func (e *Engine) lateReply(ctx context.Context, m *streams.Message, st *State, r replyData) error {
-	e.stats.stale.Add(1)
 	d := e.defs[st.Type]
 	if r.Phase == string(Execute) && r.OK && d != nil && r.Step >= 0 && r.Step < len(d.Steps) &&
 		abandoned(st, r.Step) && d.Steps[r.Step].CanCompensate {
@@ -235,7 +235,7 @@ func (e *Engine) advance(c *patch, d *definition, st *State, r replyData, causat
 
 	case r.Phase == string(Execute):
 		st.Reason = r.Reason
-		c.to(StatusCompensating).set("status", StatusCompensating).step(i, StepFailed).reason(r.Reason).result(i, r.Result)
+		c.to(StatusCompensating).step(i, StepFailed).reason(r.Reason).result(i, r.Result)
 		return e.compensateFrom(c, d, st, i-1, causation)
 
 	case r.Phase == string(Compensate) && r.OK:
@@ -278,7 +278,7 @@ func (e *Engine) backoff(n int) time.Duration {
 // compensateFrom sends the compensation of the last completed step at or
 // before index from, or ends the saga COMPENSATED when none is left.
 func (e *Engine) compensateFrom(c *patch, d *definition, st *State, from int, causation string) error {
-	c.to(StatusCompensating).set("status", StatusCompensating)
+	c.to(StatusCompensating)
 	for j := from; j >= 0; j-- {
 		if st.Steps[j].Status == StepCompleted && d.Steps[j].CanCompensate {
 			c.current(j)
@@ -291,7 +291,7 @@ func (e *Engine) compensateFrom(c *patch, d *definition, st *State, from int, ca
 
 // finish ends an orchestrated saga: its status, its final event, its record.
 func (e *Engine) finish(c *patch, d *definition, status string, st *State, causation string) {
-	c.to(status).set("status", status)
+	c.to(status)
 	if status == StatusCompleted {
 		c.ends(RecordCompleted, "").publish(e, d.Completed, st.Context, causation)
 		return
@@ -415,7 +415,7 @@ func (e *Engine) Retry(ctx context.Context, sagaID string) error {
 	p := e.keys.PartitionOf(sagaID)
 	c := newPatch(st.Type, st.SagaID, st.Mode, p, st.Status)
 	c.record = st.Record
-	c.to(StatusCompensating).set("status", StatusCompensating)
+	c.to(StatusCompensating)
 	if st.Mode == ModeOrchestration {
 		j := st.CurrentStep
 		if j < 0 || j >= len(d.Steps) {

@@ -65,6 +65,7 @@ func (c *patch) reason(why string) *patch {
 // to sets the saga's new status.
 func (c *patch) to(status string) *patch {
 	c.status = status
+	c.set("status", status)
 	switch status {
 	case StatusCompleted, StatusCompensated, StatusFailed:
 		c.deadline = false
@@ -94,7 +95,7 @@ func (c *patch) command(e *Engine, typ string, sagaContext json.RawMessage, i in
 
 // failed makes the transition end the saga FAILED, with an alert.
 func (c *patch) failed(step, what, why string) *patch {
-	c.to(StatusFailed).set("status", StatusFailed).reason(why)
+	c.to(StatusFailed).reason(why)
 	c.history = "saga.failed|" + what
 	c.alert = &alert{typ: "saga.failed", step: step, err: why}
 	c.recordStatus, c.recordReason = RecordFailed, why

@@ -144,7 +144,7 @@ func (e *Engine) giveUp(c *patch, d *definition, st *State, why, what, causation
 			// Nothing undoes the step in flight now: compensate those before it.
 			return e.compensateFrom(c, d, st, k-1, causation)
 		}
-		c.to(StatusCompensating).set("status", StatusCompensating).current(k)
+		c.to(StatusCompensating).current(k)
 		return c.command(e, d.Steps[k].Compensate, st.Context, k, Compensate, causation)
 	}
 	k := inFlight(st)
@@ -155,10 +155,10 @@ func (e *Engine) giveUp(c *patch, d *definition, st *State, why, what, causation
 	c.reason(why)
 	ev := d.abort(k, timeout, completed)
 	if ev == "" {
-		c.to(StatusCompensated).set("status", StatusCompensated).ends(RecordCancelled, why).publish(e, d.Compensated, st.Context, causation)
+		c.to(StatusCompensated).ends(RecordCancelled, why).publish(e, d.Compensated, st.Context, causation)
 		return nil
 	}
-	c.to(StatusCompensating).set("status", StatusCompensating).current(max(k-1, 0)).publish(e, ev, st.Context, causation)
+	c.to(StatusCompensating).current(max(k-1, 0)).publish(e, ev, st.Context, causation)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package saga
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -128,13 +129,7 @@ func (e *Engine) splitWrites(ws []Write, service string, p int, sagaKey string) 
 func writeArgs(keys []string, args []any, ws []resolvedWrite) ([]string, []any) {
 	args = append(args, len(ws))
 	for _, w := range ws {
-		idx := -1
-		for i, k := range keys {
-			if k == w.key {
-				idx = i
-				break
-			}
-		}
+		idx := slices.Index(keys, w.key)
 		if idx < 0 {
 			keys = append(keys, w.key)
 			idx = len(keys) - 1
