@@ -72,9 +72,6 @@ type Config struct {
 	// below CLAIM_MIN_IDLE, so that a handler gives up before another
 	// worker may reclaim its entry. Default 0: 90% of CLAIM_MIN_IDLE.
 	HandleTimeout time.Duration `env:"WORKER_HANDLE_TIMEOUT" envDefault:"0s"`
-	// AutoPipeline sends a worker's commands through go-redis's automatic
-	// pipelining: concurrent handlers share round trips.
-	AutoPipeline bool `env:"WORKER_AUTOPIPELINE" envDefault:"false"`
 	// ConsumerIdle: a consumer that holds nothing and stayed idle this long
 	// is deleted (its worker died or scaled away). 0 means 20 ×
 	// CLAIM_MIN_IDLE, at least a minute.

@@ -32,8 +32,10 @@ func TestRedisSIGKILLWithAOFAlwaysLosesNoAcknowledgedOrder(t *testing.T) {
 	restarted := make(chan error, 1)
 	placed, want, unanswered := placeRetrying(t, s, "restart", n, func() {
 		rs.Kill()
-		// Longer than go-redis's own retries, so clients see it.
-		time.Sleep(2 * time.Second)
+		// Longer than go-redis's own retries (≈ 1.8 s for a command, ≈ 3.3 s
+		// for the pipelines the engine batches its commands in), so clients
+		// see it.
+		time.Sleep(4 * time.Second)
 		restarted <- rs.Restart()
 	})
 	if err := <-restarted; err != nil {

@@ -48,6 +48,17 @@ func TestFourPathsOnRedisCluster(t *testing.T) {
 			}
 			t.Logf("sagas per master: %v", masters)
 			s.WaitFinished(placed, 20*time.Second)
+			// The reservation is on another slot ({inventory}): on a cluster
+			// it goes behind a barrier, which a completed saga leaves to
+			// expire.
+			for _, o := range placed {
+				if o.Want != sagatest.Completed {
+					continue
+				}
+				if d := cc.TTL(ctx, s.KS.Barrier("inventory", o.SagaID)).Val(); d <= 0 {
+					t.Errorf("barrier of completed saga %s: TTL %v", o.SagaID, d)
+				}
+			}
 		})
 	}
 }

@@ -151,6 +151,9 @@ func usedIn(mode, typ string) bool {
 	if typ == handlers.OrderCompleted {
 		return true // both styles end with it
 	}
+	if typ == handlers.ShipmentCreated {
+		return false // the last step's success completes the saga: the saga's event goes out instead
+	}
 	command := strings.HasPrefix(typ, "cmd.") || typ == saga.ReplyType
 	return command == (mode == event.ModeOrchestration)
 }

@@ -22,11 +22,6 @@ func TestFourPaths(t *testing.T) {
 				fourPaths(t, map[string]string{"SAGA_PARTITIONS": parts, "SAGA_MODE": mode})
 			})
 		}
-		// The worker's commands through go-redis's automatic pipelining.
-		t.Run(mode+"/autopipeline", func(t *testing.T) {
-			t.Parallel()
-			fourPaths(t, map[string]string{"SAGA_PARTITIONS": "4", "SAGA_MODE": mode, "WORKER_AUTOPIPELINE": "true"})
-		})
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -35,14 +34,15 @@ func LoadScripts(ctx context.Context, rdb redis.UniversalClient) error {
 // own slot ({payment}) and running totals that tests reconcile against the
 // ledgers.
 type Gateway struct {
-	rdb  redis.UniversalClient
-	keys saga.Keys
-	opts Options
+	rdb   redis.UniversalClient
+	batch *streams.Batcher // the calls of concurrent hops share round trips
+	keys  saga.Keys
+	opts  Options
 }
 
 // NewGateway returns the fake gateway.
 func NewGateway(rdb redis.UniversalClient, keys saga.Keys, opts Options) *Gateway {
-	return &Gateway{rdb: rdb, keys: keys, opts: opts}
+	return &Gateway{rdb: rdb, batch: streams.NewBatcher(rdb, 2), keys: keys, opts: opts}
 }
 
 func (g *Gateway) ledgerKey(sagaID string) string { return g.keys.Shared("payment", "ledger:"+sagaID) }
@@ -56,7 +56,7 @@ func (g *Gateway) charge(ctx context.Context, sagaID string, amount int64) (stri
 	if g.opts.PaymentFailureRate > 0 && rand.Float64() < g.opts.PaymentFailureRate {
 		random = "1"
 	}
-	res, err := chargeScript.Run(ctx, g.rdb, []string{g.ledgerKey(sagaID), g.totalsKey()},
+	res, err := g.batch.Eval(ctx, chargeScript, []string{g.ledgerKey(sagaID), g.totalsKey()},
 		amount, g.opts.PaymentLimitCents, random, "pay-"+uuid.NewString(), g.opts.ttlSeconds()).StringSlice()
 	if err != nil {
 		return "", "", fmt.Errorf("charge: %w", err)
@@ -78,7 +78,7 @@ func (g *Gateway) refund(ctx context.Context, sagaID string) (string, int64, err
 			return "refused", 0, nil
 		}
 	}
-	res, err := refundScript.Run(ctx, g.rdb, []string{g.ledgerKey(sagaID), g.totalsKey()}, g.opts.ttlSeconds()).StringSlice()
+	res, err := g.batch.Eval(ctx, refundScript, []string{g.ledgerKey(sagaID), g.totalsKey()}, g.opts.ttlSeconds()).StringSlice()
 	if err != nil {
 		return "", 0, fmt.Errorf("refund: %w", err)
 	}
@@ -88,7 +88,7 @@ func (g *Gateway) refund(ctx context.Context, sagaID string) (string, int64, err
 
 // settle lets a completed saga's ledger expire: the charge is final.
 func (g *Gateway) settle(ctx context.Context, sagaID string) error {
-	if err := g.rdb.Expire(ctx, g.ledgerKey(sagaID), time.Duration(g.opts.ttlSeconds())*time.Second).Err(); err != nil {
+	if err := g.batch.Do(ctx, redis.NewBoolCmd(ctx, "expire", g.ledgerKey(sagaID), g.opts.ttlSeconds())); err != nil {
 		return fmt.Errorf("settle: %w", err)
 	}
 	return nil

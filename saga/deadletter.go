@@ -68,7 +68,7 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 	args := []any{m.Group, m.ID, m.Env.SagaVersion, identity(m.Env.SagaMode, typ, id)}
 	args = append(args, c.args(e)...)
 	args = appendCounted(args, dead)
-	res, err := e.result(deadLetterScript.Run(ctx, e.rdb, keys, append(args, c.fields...)...).Slice())
+	res, err := e.result(e.batch.Eval(ctx, deadLetterScript, keys, append(args, c.fields...)...).Slice())
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func (e *Engine) deadLetterOnly(ctx context.Context, m *streams.Message, dead, a
 	keys := []string{m.Stream, e.keys.DeadLetter(m.Partition), e.keys.Alerts(m.Partition)}
 	args := append([]any{m.Group, m.ID, len(alert) / 2}, alert...)
 	args = append(args, dead...)
-	if err := forwardScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
+	if err := e.batch.Eval(ctx, forwardScript, keys, args...).Err(); err != nil {
 		return fmt.Errorf("dead-letter: %w", err)
 	}
 	e.stats.deadLettered.Add(1)

@@ -42,8 +42,6 @@ const (
 	// routeComplete: the owner completes a choreographed saga whose last
 	// step completed.
 	routeComplete
-	// routeFinalize runs a step's Finally operation once its saga completed.
-	routeFinalize
 	// routeReply: the orchestrator advances a saga by a service's reply.
 	routeReply
 )
@@ -91,9 +89,6 @@ func (d *definition) derive() error {
 			if s.CanCompensate {
 				add(d.Steps[j].Service, s.Compensated, route{kind: routeStep, step: j, phase: Compensate})
 			}
-		}
-		if s.HasFinally {
-			add(s.Service, d.Completed, route{kind: routeFinalize, step: k, phase: Finalize})
 		}
 	}
 	if d.Steps[last].CanCompensate {

@@ -112,6 +112,10 @@ const (
 	DefaultBackoffMax           = 30 * time.Second
 )
 
+// pipelinesOnTheWire bounds an engine's pipelines in flight at once: one
+// being answered while the next fills is enough to keep a connection busy.
+const pipelinesOnTheWire = 2
+
 // Options configure an Engine. Zero values take the defaults above.
 type Options struct {
 	// Prefix starts every key. Default "saga".
@@ -193,6 +197,11 @@ type Engine struct {
 	routes map[string]route
 	opts   Options
 	stats  counters
+	// batch sends the hot path's commands of concurrent hops in pipelines.
+	batch *streams.Batcher
+	// split is set on a Redis Cluster: writes on a slot other than the
+	// saga's cannot join its transition's script and go behind barriers.
+	split bool
 	// beforeReplyCommit, set by tests only, runs between the orchestrator's
 	// read of a saga and its commit: where a sweeper can overtake it.
 	beforeReplyCommit func()
@@ -204,6 +213,8 @@ func New(rdb redis.UniversalClient, opts Options, sagas ...Declaration) (*Engine
 	opts.withDefaults()
 	e := &Engine{rdb: rdb, keys: NewKeys(opts.Prefix, opts.Partitions), defs: map[string]*definition{},
 		impl: map[string]definer{}, routes: map[string]route{}, opts: opts}
+	_, e.split = rdb.(*redis.ClusterClient)
+	e.batch = streams.NewBatcher(rdb, pipelinesOnTheWire)
 	var errs []error
 	owner := map[string]string{} // message type → saga type
 	for _, s := range sagas {
@@ -374,14 +385,13 @@ func (e *Engine) start(ctx context.Context, sagaType string, sagaContext json.Ra
 	}
 	first := def.first(o.Mode)
 	data := sagaContext
-	fields := []any{"saga_id", o.SagaID, "type", sagaType, "mode", o.Mode, "status", StatusInProgress,
+	// The hash holds what differs between sagas: the id is its key's end,
+	// step names come from the definition, a step without a status is
+	// PENDING.
+	fields := []any{"type", sagaType, "mode", o.Mode, "status", StatusInProgress,
 		"current_step", "0", "context", string(sagaContext)}
-	for i, st := range def.Steps {
-		status := StepPending
-		if i == 0 && !st.CanExecute {
-			status = StepCompleted // done by the starter, with the saga
-		}
-		fields = append(fields, stepField(i, "name"), st.Name, stepField(i, "status"), status)
+	if !def.Steps[0].CanExecute {
+		fields = append(fields, stepField(0, "status"), StepCompleted) // done by the starter, with the saga
 	}
 	if o.Mode == ModeOrchestration {
 		step := 0
@@ -420,7 +430,7 @@ func (e *Engine) start(ctx context.Context, sagaType string, sagaContext json.Ra
 	args = appendCounted(args, fields)
 	args = appendCounted(args, record)
 	args = appendCounted(args, env.Fields())
-	res, err := startScript.Run(ctx, e.rdb, keys, args...).StringSlice()
+	res, err := e.batch.Eval(ctx, startScript, keys, args...).StringSlice()
 	if err != nil {
 		return Started{}, fmt.Errorf("start saga: %w", err)
 	}

@@ -58,6 +58,8 @@ type head struct {
 	// What the saga published at the message's version (h.<version>,
 	// "<ms>|<type>|<id>"); empty when it published nothing then.
 	typ, id string
+	// record is the reference of the saga's record ("" for none).
+	record string
 }
 
 func (h *head) setRecord(record string) {
@@ -114,18 +116,29 @@ func (e *Engine) standing(ctx context.Context, m *streams.Message, final, full b
 		e.countLate(s)
 		return s, why, st, nil
 	}
-	v := strconv.FormatInt(m.Env.SagaVersion, 10)
-	res, err := e.rdb.HMGet(ctx, e.keys.Saga(m.Partition, m.Env.SagaID), "version", "status", "mode", "h."+v).Result()
+	h, err := e.head(ctx, m)
 	if err != nil {
-		return 0, "", nil, fmt.Errorf("read saga: %w", err)
+		return 0, "", nil, err
 	}
-	str := func(i int) string { s, _ := res[i].(string); return s }
-	h := head{found: res[0] != nil, status: str(1), mode: str(2)}
-	h.version, _ = strconv.ParseInt(str(0), 10, 64)
-	h.setRecord(str(3))
 	s, why := h.standing(m.Env.SagaVersion, m.Env.SagaMode, m.Env.Type, m.Env.EventID, final)
 	e.countLate(s)
 	return s, why, nil, nil
+}
+
+// head reads what the fence checks of m's saga, and its record's reference.
+func (e *Engine) head(ctx context.Context, m *streams.Message) (head, error) {
+	v := strconv.FormatInt(m.Env.SagaVersion, 10)
+	cmd := redis.NewSliceCmd(ctx, "hmget", e.keys.Saga(m.Partition, m.Env.SagaID), "version", "status", "mode", "h."+v, "record")
+	_ = e.batch.Do(ctx, cmd)
+	res, err := cmd.Result()
+	if err != nil {
+		return head{}, fmt.Errorf("read saga: %w", err)
+	}
+	str := func(i int) string { s, _ := res[i].(string); return s }
+	h := head{found: res[0] != nil, status: str(1), mode: str(2), record: str(4)}
+	h.version, _ = strconv.ParseInt(str(0), 10, 64)
+	h.setRecord(str(3))
+	return h, nil
 }
 
 // countLate counts a message found late before its commit; one the fence
@@ -213,7 +226,7 @@ func (e *Engine) missing(ctx context.Context, p int, sagaID string, m *streams.M
 		keys = append(keys, e.keys.Index(p, s))
 	}
 	args := append([]any{group, entry, sagaID, ref, int64(e.opts.Retention.Seconds()), foundBy, member}, dead...)
-	res, err := missingScript.Run(ctx, e.rdb, keys, args...).Text()
+	res, err := e.batch.Eval(ctx, missingScript, keys, args...).Text()
 	if err != nil {
 		return fmt.Errorf("report missing saga: %w", err)
 	}

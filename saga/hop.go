@@ -36,8 +36,6 @@ func (e *Engine) Handle(ctx context.Context, m *streams.Message) error {
 	switch {
 	case r.kind == routeComplete:
 		return e.complete(ctx, m, r)
-	case r.kind == routeFinalize:
-		return e.finalize(ctx, m, r)
 	case r.command:
 		return e.serveCommand(ctx, m, r)
 	}
@@ -51,6 +49,10 @@ type run struct {
 	result  json.RawMessage
 	local   []resolvedWrite
 	outside bool // an effect may have landed outside the transition (a checked call, writes on another slot)
+	// completes is set when the last step's success completes the saga in
+	// its own transition; record is then the saga's record reference.
+	completes bool
+	record    string
 }
 
 // operate reads what the operation needs of its saga (compensations read it
@@ -108,6 +110,15 @@ func (e *Engine) operate(ctx context.Context, m *streams.Message, d *definition,
 			// expires only once the step is compensated or finalised.
 			return nil, st, true, streams.Permanent(fmt.Errorf("step %s writes shared state (%v): declare Finally on it", step.Name, slices.Collect(maps.Keys(ws.shared))))
 		}
+		if !e.split {
+			// One Redis: every slot is within reach of the transition's
+			// script, so these writes apply with it like the saga's own,
+			// fenced, all or nothing, with no barrier and no check first.
+			for _, writes := range ws.shared {
+				r.local = append(r.local, writes...)
+			}
+			return r, st, false, nil
+		}
 		if !checked {
 			if done, err := check(); done {
 				return nil, st, true, err
@@ -147,6 +158,11 @@ func (e *Engine) hop(ctx context.Context, m *streams.Message, rt route) error {
 	r, st, done, err := e.operate(ctx, m, d, k, rt.phase, m.Env.Data)
 	if done {
 		return err
+	}
+	if rt.phase == Execute && k == len(d.Steps)-1 && r.out.ok && !(hasTake(r.local) && e.checkFinals(d)) {
+		if done, err := e.completing(ctx, m, d, r); done {
+			return err
+		}
 	}
 	return e.settle(ctx, m, d, k, rt.phase, r, func(r *run) (scriptResult, error) {
 		c, compensated, err := e.decide(ctx, m, d, k, rt.phase, r, st)
@@ -212,6 +228,12 @@ func (e *Engine) decide(ctx context.Context, m *streams.Message, d *definition, 
 		return c, k, nil
 	}
 	c := newPatch(d.Type, env.SagaID, env.SagaMode, m.Partition, StatusInProgress)
+	if r.out.ok && r.completes {
+		c.record = r.record
+		c.step(k, StepCompleted).result(k, r.result).current(k).
+			to(StatusCompleted).ends(RecordCompleted, "").publish(e, d.Completed, env.Data, env.EventID)
+		return c, -1, nil
+	}
 	if r.out.ok {
 		c.step(k, StepCompleted).result(k, r.result).current(min(k+1, len(d.Steps)-1)).
 			publish(e, d.Steps[k].Completed, env.Data, env.EventID)
@@ -267,59 +289,140 @@ func (e *Engine) commitHop(ctx context.Context, m *streams.Message, c *patch, co
 	args = append(args, c.args(e)...)
 	keys, args = writeArgs(keys, args, r.local)
 	args = append(args, c.fields...)
-	res, err := e.result(hopScript.Run(ctx, e.rdb, keys, args...).Slice())
+	res, err := e.result(e.batch.Eval(ctx, hopScript, keys, args...).Slice())
 	if err == nil && res.code == applied {
 		e.applied(c)
 	}
 	return res, err
 }
 
+// completing makes the last step's success complete its saga in the same
+// transition: the steps' Finally operations run first (their outside
+// effects after the check that m is the message the saga waits for), and
+// their writes join the step's. No hop of the owner follows. It returns
+// done when m was dealt with (late, refused, or its saga gone).
+//
+// The step's effect must not be able to fail in the commit once Finally
+// operations have acted outside it, so a step that takes with such Finally
+// operations completes through its completed event and the owner instead.
+func (e *Engine) completing(ctx context.Context, m *streams.Message, d *definition, r *run) (bool, error) {
+	env := m.Env
+	h, err := e.head(ctx, m)
+	if err != nil {
+		return true, err
+	}
+	if e.checkFinals(d) {
+		standing, why := h.standing(env.SagaVersion, env.SagaMode, env.Type, env.EventID, false)
+		e.countLate(standing)
+		switch standing {
+		case late:
+			return true, e.late(ctx, m, d, len(d.Steps)-1, Execute, r.outside)
+		case foreign, gone:
+			return true, e.refuse(ctx, m, standing, why)
+		}
+	}
+	local, err := e.finals(ctx, d, m.Partition, env.SagaID, env.Data)
+	if err != nil {
+		return true, err
+	}
+	r.local = append(r.local, local...)
+	r.completes, r.record = true, h.record
+	return false, nil
+}
+
+func hasTake(ws []resolvedWrite) bool {
+	for _, w := range ws {
+		if w.op == "take" {
+			return true
+		}
+	}
+	return false
+}
+
 // complete is the owner's hop when a choreographed saga's last step
-// completed: the saga ends COMPLETED and its completed event goes out.
+// completed without completing the saga (see completing): the steps'
+// Finally operations run, and the saga ends COMPLETED with their writes,
+// its record marked and its completed event published, in one transition.
 func (e *Engine) complete(ctx context.Context, m *streams.Message, rt route) error {
 	d, env := rt.def, m.Env
-	ref, err := e.recordOf(ctx, m.Partition, env.SagaID)
+	h, err := e.head(ctx, m) // the record's reference, and the check of checkFinals
 	if err != nil {
 		return err
 	}
+	if e.checkFinals(d) {
+		standing, why := h.standing(env.SagaVersion, env.SagaMode, env.Type, env.EventID, false)
+		e.countLate(standing)
+		switch standing {
+		case late:
+			return e.ack(ctx, m)
+		case foreign, gone:
+			return e.refuse(ctx, m, standing, why)
+		}
+	}
+	local, err := e.finals(ctx, d, m.Partition, env.SagaID, env.Data)
+	if err != nil {
+		return err
+	}
+	ref := h.record
 	c := newPatch(d.Type, env.SagaID, env.SagaMode, m.Partition, StatusInProgress)
 	c.record = ref
 	c.to(StatusCompleted).ends(RecordCompleted, "").
 		publish(e, d.Completed, env.Data, env.EventID)
-	return e.settle(ctx, m, d, -1, Execute, &run{}, func(r *run) (scriptResult, error) {
+	return e.settle(ctx, m, d, -1, Execute, &run{local: local}, func(r *run) (scriptResult, error) {
 		return e.commitHop(ctx, m, c, -1, r)
 	})
 }
 
-// finalize runs a step's Finally operation once its saga completed: after
-// the check that the message is the saga's real completion, its writes
-// apply once (behind a barrier on another slot, guarded on the saga's).
-func (e *Engine) finalize(ctx context.Context, m *streams.Message, rt route) error {
-	d, k := rt.def, rt.step
-	standing, why, _, err := e.standing(ctx, m, true, false)
-	if err != nil {
-		return err
-	}
-	switch standing {
-	case late:
-		return e.ack(ctx, m)
-	case foreign, gone:
-		return e.refuse(ctx, m, standing, why)
-	}
-	out, err := e.impl[d.Type].run(ctx, k, Finalize, m.Env.SagaID, m.Env.Data, nil)
-	if err != nil {
-		return err
-	}
-	if !out.ok {
-		return fmt.Errorf("finalize %s: %s", d.Steps[k].Name, out.reason)
-	}
-	ws := e.splitWrites(out.writes, d.Steps[k].Service, m.Partition, e.keys.Saga(m.Partition, m.Env.SagaID))
-	for tag, writes := range ws.shared {
-		if _, err := e.effect(ctx, tag, m.Env.SagaID, d.Steps[k].Name, Finalize, writes); err != nil {
-			return err
+// checkFinals reports whether a completion must be checked against its saga
+// before the Finally operations run: one of them calls outside Redis (a
+// checked step), or may write on another slot of a Redis Cluster, effects
+// that a forged completion must not cause. Otherwise the commit's fence is
+// the check.
+func (e *Engine) checkFinals(d *definition) bool {
+	for _, s := range d.Steps {
+		if s.HasFinally && (s.Checked || e.split) {
+			return true
 		}
 	}
-	return e.once(ctx, m, "f."+fmt.Sprint(k), ws.local)
+	return false
+}
+
+// finals runs the Finally operations of a saga that completes now. Their
+// writes on the saga's slot (on one Redis, on any slot) come back to be
+// applied with the completion; on a Redis Cluster, writes on another slot
+// apply first, once, behind the saga's barrier there. A Finally that fails
+// or errs makes the completion retried.
+func (e *Engine) finals(ctx context.Context, d *definition, p int, sagaID string, data json.RawMessage) ([]resolvedWrite, error) {
+	var local []resolvedWrite
+	for k, s := range d.Steps {
+		if !s.HasFinally {
+			continue
+		}
+		out, err := e.impl[d.Type].run(ctx, k, Finalize, sagaID, data, nil)
+		if err != nil {
+			return nil, err
+		}
+		if !out.ok {
+			return nil, fmt.Errorf("finalize %s: %s", s.Name, out.reason)
+		}
+		for _, w := range out.writes {
+			if w.op == "take" {
+				return nil, streams.Permanent(fmt.Errorf("finalize %s: a Finally operation cannot take (it cannot fail)", s.Name))
+			}
+		}
+		ws := e.splitWrites(out.writes, s.Service, p, e.keys.Saga(p, sagaID))
+		local = append(local, ws.local...)
+		for tag, writes := range ws.shared {
+			if !e.split {
+				local = append(local, writes...)
+				continue
+			}
+			if _, err := e.effect(ctx, tag, sagaID, s.Name, Finalize, writes); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return local, nil
 }
 
 // late deals with a message its saga has moved past. Usually that is all:
@@ -360,9 +463,18 @@ func (e *Engine) undo(ctx context.Context, m *streams.Message, d *definition, k 
 	}
 	ws := e.splitWrites(out.writes, step.Service, m.Partition, e.keys.Saga(m.Partition, st.SagaID))
 	for tag, writes := range ws.shared {
-		if _, err := e.effect(ctx, tag, st.SagaID, step.Name, Compensate, writes); err != nil {
-			return err
+		switch {
+		case e.split:
+			if _, err := e.effect(ctx, tag, st.SagaID, step.Name, Compensate, writes); err != nil {
+				return err
+			}
+		case st.Mode == ModeOrchestration:
+			// On one Redis the execution's writes on that slot went with its
+			// reply, which was sent: they are undone here, once.
+			ws.local = append(ws.local, writes...)
 		}
+		// In choreography they went with its transition, which never
+		// committed: nothing of them to undo.
 	}
 	if err := e.once(ctx, m, "u."+fmt.Sprint(k), ws.local); err != nil {
 		return err
@@ -376,7 +488,7 @@ func (e *Engine) undo(ctx context.Context, m *streams.Message, d *definition, k 
 func (e *Engine) once(ctx context.Context, m *streams.Message, guard string, ws []resolvedWrite) error {
 	keys := []string{e.keys.Saga(m.Partition, m.Env.SagaID), m.Stream}
 	keys, args := writeArgs(keys, []any{m.Group, m.ID, guard}, ws)
-	if err := onceScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
+	if err := e.batch.Eval(ctx, onceScript, keys, args...).Err(); err != nil {
 		return fmt.Errorf("apply %s: %w", guard, err)
 	}
 	return nil
@@ -388,7 +500,7 @@ type effectResult struct{ code, reason string }
 func (e *Engine) effect(ctx context.Context, tag, sagaID, step string, phase Phase, ws []resolvedWrite) (effectResult, error) {
 	keys := []string{e.keys.Barrier(tag, sagaID)}
 	keys, args := writeArgs(keys, []any{step, string(phase), int64(e.opts.Retention.Seconds())}, ws)
-	res, err := effectScript.Run(ctx, e.rdb, keys, args...).StringSlice()
+	res, err := e.batch.Eval(ctx, effectScript, keys, args...).StringSlice()
 	if err != nil {
 		return effectResult{}, fmt.Errorf("%s %s on {%s}: %w", phase, step, tag, err)
 	}
@@ -410,7 +522,8 @@ func (e *Engine) recordOf(ctx context.Context, p int, sagaID string) (string, er
 
 // Ack acknowledges m without touching its saga.
 func (e *Engine) ack(ctx context.Context, m *streams.Message) error {
-	if err := e.rdb.XAck(ctx, m.Stream, m.Group, m.ID).Err(); err != nil {
+	cmd := redis.NewIntCmd(ctx, "xack", m.Stream, m.Group, m.ID)
+	if err := e.batch.Do(ctx, cmd); err != nil {
 		return fmt.Errorf("xack: %w", err)
 	}
 	return nil

@@ -87,7 +87,7 @@ func (e *Engine) reply(ctx context.Context, m *streams.Message, k int, phase Pha
 	args := []any{m.Group, m.ID, m.Env.SagaVersion, identity(m.Env.SagaMode, m.Env.Type, m.Env.EventID), comp, keep,
 		newEventID(), m.Env.SagaMode, m.Env.EventID, e.opts.Clock().UTC().Format(time.RFC3339Nano), string(data)}
 	keys, args = writeArgs(keys, args, r.local)
-	return e.result(replyScript.Run(ctx, e.rdb, keys, args...).Slice())
+	return e.result(e.batch.Eval(ctx, replyScript, keys, args...).Slice())
 }
 
 // handleReply is the orchestrator: it advances a saga by one service reply,
@@ -121,6 +121,12 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 	if err := e.advance(c, d, st, r, m.Env.EventID); err != nil {
 		return err
 	}
+	var local []resolvedWrite
+	if c.status == StatusCompleted {
+		if local, err = e.finals(ctx, d, m.Partition, st.SagaID, st.Context); err != nil {
+			return err
+		}
+	}
 	if e.beforeReplyCommit != nil {
 		e.beforeReplyCommit()
 	}
@@ -136,9 +142,11 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 	keys := append(c.keys(e), m.Stream)
 	args := []any{m.Group, m.ID, m.Env.SagaVersion, identity(m.Env.SagaMode, r.Command, m.Env.CausationID), "", keep}
 	args = append(args, c.args(e)...)
-	args = append(args, 0) // no writes: the service applied them with its reply
+	// No writes of the step: its service applied them with its reply. A
+	// completion applies the Finally operations' writes.
+	keys, args = writeArgs(keys, args, local)
 	args = append(args, c.fields...)
-	res, err := e.result(hopScript.Run(ctx, e.rdb, keys, args...).Slice())
+	res, err := e.result(e.batch.Eval(ctx, hopScript, keys, args...).Slice())
 	if err != nil {
 		return err
 	}
@@ -213,7 +221,7 @@ func (e *Engine) sendUndo(ctx context.Context, m *streams.Message, st *State, co
 	}
 	keys := []string{m.Stream, e.keys.Stream(m.Partition, command), e.keys.Alerts(m.Partition)}
 	args := append([]any{m.Group, m.ID, 0}, env.Fields()...)
-	if err := forwardScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
+	if err := e.batch.Eval(ctx, forwardScript, keys, args...).Err(); err != nil {
 		return fmt.Errorf("undo: %w", err)
 	}
 	e.opts.Logger.InfoContext(ctx, "late effect of an abandoned step: undoing it", "saga_id", st.SagaID, "step", i, "command", command)
@@ -303,7 +311,7 @@ func (e *Engine) finish(c *patch, d *definition, status string, st *State, causa
 // whose retry time has come. Each re-send is one fenced script that checks
 // the time again, so any number of workers can run it at once.
 func (e *Engine) RedriveDue(ctx context.Context, p int) (int, error) {
-	ids, err := e.due(ctx, e.keys.Retries(p))
+	ids, _, err := e.due(ctx, e.keys.Retries(p))
 	if err != nil {
 		return 0, err
 	}
@@ -348,7 +356,7 @@ func (e *Engine) redrive(ctx context.Context, p int, member string) (bool, error
 		return false, err
 	}
 	args := append([]any{st.Version, member}, c.args(e)...)
-	res, err := e.result(redriveScript.Run(ctx, e.rdb, c.keys(e), append(args, c.fields...)...).Slice())
+	res, err := e.result(e.batch.Eval(ctx, redriveScript, c.keys(e), append(args, c.fields...)...).Slice())
 	return err == nil && res.code == applied, err
 }
 
@@ -450,7 +458,7 @@ func (e *Engine) Retry(ctx context.Context, sagaID string) error {
 		c.set("sweeps", "0").publish(e, ev, st.Context, "retry")
 	}
 	args := append([]any{st.Version}, c.args(e)...)
-	res, err := e.result(retryScript.Run(ctx, e.rdb, c.keys(e), append(args, c.fields...)...).Slice())
+	res, err := e.result(e.batch.Eval(ctx, retryScript, c.keys(e), append(args, c.fields...)...).Slice())
 	switch {
 	case err != nil:
 		return err

@@ -57,14 +57,16 @@ type HistoryEntry struct {
 
 // Get reads one saga.
 func (e *Engine) Get(ctx context.Context, sagaID string) (*State, error) {
-	h, err := e.rdb.HGetAll(ctx, e.keys.Saga(e.keys.PartitionOf(sagaID), sagaID)).Result()
+	cmd := redis.NewMapStringStringCmd(ctx, "hgetall", e.keys.Saga(e.keys.PartitionOf(sagaID), sagaID))
+	_ = e.batch.Do(ctx, cmd)
+	h, err := cmd.Result()
 	if err != nil {
 		return nil, fmt.Errorf("read saga: %w", err)
 	}
 	if len(h) == 0 {
 		return nil, ErrNotFound
 	}
-	return parseState(h), nil
+	return e.parseState(sagaID, h), nil
 }
 
 // Status reads only a saga's status.
@@ -116,17 +118,20 @@ func (e *Engine) List(ctx context.Context, statuses []string, limit int) ([]*Sta
 		return nil, fmt.Errorf("list sagas: %w", err)
 	}
 	out := make([]*State, 0, len(cands))
-	for _, c := range cmds {
+	for i, c := range cmds {
 		if h := c.Val(); len(h) > 0 {
-			out = append(out, parseState(h))
+			out = append(out, e.parseState(cands[i].id, h))
 		}
 	}
 	return out, nil
 }
 
-func parseState(h map[string]string) *State {
+// parseState reads a saga hash. Step names come from the saga's
+// definition; a saga of a type this engine does not know shows the steps
+// its hash names.
+func (e *Engine) parseState(sagaID string, h map[string]string) *State {
 	st := &State{
-		SagaID: h["saga_id"], Type: h["type"], Mode: h["mode"], Status: h["status"], Reason: h["reason"],
+		SagaID: sagaID, Type: h["type"], Mode: h["mode"], Status: h["status"], Reason: h["reason"],
 		Context: json.RawMessage(h["context"]), History: []HistoryEntry{}, Record: h["record"], Sweeps: h["sweeps"],
 		raw: h,
 	}
@@ -145,12 +150,18 @@ func parseState(h map[string]string) *State {
 		t := ParseMillis(d)
 		st.SagaDeadlineAt = &t
 	}
+	d := e.defs[st.Type]
 	for i := 0; ; i++ {
-		name, ok := h[stepField(i, "name")]
-		if !ok {
+		var name string
+		if d != nil {
+			if i >= len(d.Steps) {
+				break
+			}
+			name = d.Steps[i].Name
+		} else if name = h[stepField(i, "name")]; name == "" {
 			break
 		}
-		s := StepState{Name: name, Status: h[stepField(i, "status")]}
+		s := StepState{Name: name, Status: cmp.Or(h[stepField(i, "status")], StepPending)}
 		if r := h[stepField(i, "result")]; r != "" {
 			s.Result = json.RawMessage(r)
 		}

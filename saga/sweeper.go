@@ -19,8 +19,11 @@ import (
 // the version the sweeper read, so any number of sweepers act once per
 // deadline: the others get STALE. Workers' clocks play no part.
 func (e *Engine) SweepDue(ctx context.Context, p int) (int, error) {
-	ids, err := e.due(ctx, e.keys.Deadlines(p))
+	ids, now, err := e.due(ctx, e.keys.Deadlines(p))
 	if err != nil {
+		return 0, err
+	}
+	if err := e.pruneIndexes(ctx, p, now); err != nil {
 		return 0, err
 	}
 	acted := 0
@@ -94,7 +97,7 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 		c.set("sweeps", strconv.Itoa(sweeps+1)).publish(e, last, st.Context, "deadline")
 	}
 	args := append([]any{st.Version}, c.args(e)...)
-	res, err := e.result(sweepScript.Run(ctx, e.rdb, c.keys(e), append(args, c.fields...)...).Slice())
+	res, err := e.result(e.batch.Eval(ctx, sweepScript, c.keys(e), append(args, c.fields...)...).Slice())
 	if err != nil || res.code != applied {
 		return false, err
 	}
@@ -180,19 +183,34 @@ func terminal(status string) bool {
 }
 
 // due lists up to 100 members of a sorted set scored at or before Redis's
-// current time (unix ms).
-func (e *Engine) due(ctx context.Context, key string) ([]string, error) {
+// current time (unix ms), which it returns too.
+func (e *Engine) due(ctx context.Context, key string) ([]string, time.Time, error) {
 	now, err := e.rdb.Time(ctx).Result()
 	if err != nil {
-		return nil, fmt.Errorf("redis time: %w", err)
+		return nil, now, fmt.Errorf("redis time: %w", err)
 	}
 	ids, err := e.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{
 		Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10), Count: 100,
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("due members of %s: %w", key, err)
+		return nil, now, fmt.Errorf("due members of %s: %w", key, err)
 	}
-	return ids, nil
+	return ids, now, nil
+}
+
+// pruneIndexes drops from the indexes of finished sagas the entries older
+// than Retention, whose hashes have expired: the indexes stay bounded, and
+// the transition that finishes a saga does not pay for it.
+func (e *Engine) pruneIndexes(ctx context.Context, p int, now time.Time) error {
+	upTo := strconv.FormatInt(now.Add(-e.opts.Retention).UnixMilli(), 10)
+	pipe := e.rdb.Pipeline()
+	for _, status := range []string{StatusCompleted, StatusCompensated} {
+		pipe.ZRemRangeByScore(ctx, e.keys.Index(p, status), "-inf", upTo)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("prune the indexes of finished sagas: %w", err)
+	}
+	return nil
 }
 
 func stepName(d *definition, st *State) string {

@@ -44,12 +44,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer rdb.Close()
-	if cfg.AutoPipeline {
-		if rdb, err = autoPipeline(rdb); err != nil {
-			return err
-		}
-		defer rdb.Close()
-	}
 	m := metrics.New()
 	product, err := wiring.New(rdb, cfg, log, m.SagaStatus)
 	if err != nil {
@@ -107,24 +101,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		"swept_compensated", st.SweptCompensated, "swept_resent", st.SweptResent,
 		"swept_failed", st.SweptFailed, "late_effects_undone", st.Undone)
 	return err
-}
-
-// autoPipeline wraps the command client in go-redis's automatic pipeliner:
-// the commands that concurrent handlers issue at the same moment go out in
-// one round trip. It cuts Redis's CPU per saga by about a fifth (see
-// docs/performance.md). The blocking reads keep their own client.
-func autoPipeline(rdb redis.UniversalClient) (redis.UniversalClient, error) {
-	c, ok := rdb.(interface {
-		AutoPipeline() (*redis.AutoPipeliner, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("autopipeline: unsupported client %T", rdb)
-	}
-	ap, err := c.AutoPipeline()
-	if err != nil {
-		return nil, fmt.Errorf("autopipeline: %w", err)
-	}
-	return ap, nil
 }
 
 // serveMetrics serves /metrics until ctx is done.

@@ -59,9 +59,11 @@ end
 
 -- read_saga reads what the scripts check of a saga: {version, status, mode,
 -- h.<version> (what it published at that version), saga_deadline_at,
--- saga_id}.
+-- saga_id}. The id is the end of the hash's key, not a field of it.
 local function read_saga(version)
-  return redis.call('HMGET', KEYS[1], 'version', 'status', 'mode', 'h.' .. version, 'saga_deadline_at', 'saga_id')
+  local cur = redis.call('HMGET', KEYS[1], 'version', 'status', 'mode', 'h.' .. version, 'saga_deadline_at')
+  cur[6] = string.match(KEYS[1], '^.*:saga:(.*)$')
+  return cur
 end
 
 -- The fence: is the consumed message the one the saga waits for? ident is
@@ -115,12 +117,16 @@ local function transition(b, tail, cur)
   local saga_id = cur[6]
   local v = tonumber(cur[1]) + 1
   local status_to = ARGV[b]
-  if status_to ~= '' and status_to ~= cur[2] and string.sub(KEYS[4], -#cur[2] - 1) ~= ':' .. cur[2] then
+  local moves = status_to ~= '' and status_to ~= cur[2]
+  if moves and string.sub(KEYS[4], -#cur[2] - 1) ~= ':' .. cur[2] then
     error('status index ' .. KEYS[4] .. ' is not that of ' .. tostring(cur[2])) -- before any write
   end
-  if tail <= #ARGV then
-    redis.call('HSET', KEYS[1], unpack(ARGV, tail, #ARGV))
-  end
+  -- Every field of the saga hash goes in one HSET: each redis.call costs
+  -- more than the fields it carries.
+  local f = {unpack(ARGV, tail, #ARGV)}
+  local n = #f
+  f[n + 1], f[n + 2], f[n + 3], f[n + 4] = 'version', v, 'updated_at', now
+  n = n + 4
   local hist = ARGV[b + 3]
   if ARGV[b + 4] ~= '' then
     hist = ARGV[b + 5] .. '|' .. ARGV[b + 4]
@@ -128,8 +134,12 @@ local function transition(b, tail, cur)
       'saga_mode', ARGV[b + 6], 'saga_version', v, 'causation_id', ARGV[b + 7], 'occurred_at', ARGV[b + 8],
       'data', ARGV[b + 9])
   end
+  if hist ~= '' then
+    f[n + 1], f[n + 2] = 'h.' .. v, now .. '|' .. hist
+    n = n + 2
+  end
   local timeout = tonumber(ARGV[b + 1])
-  local status_after = status_to ~= '' and status_to or cur[2]
+  local status_after = moves and status_to or cur[2]
   if timeout > 0 then
     local deadline = now + timeout
     if cur[5] and status_after == 'IN_PROGRESS' then
@@ -137,16 +147,13 @@ local function transition(b, tail, cur)
       -- step's; compensations get their own step timeout.
       deadline = math.min(deadline, tonumber(cur[5]))
     end
-    redis.call('HSET', KEYS[1], 'version', v, 'updated_at', now, 'deadline_at', deadline)
+    f[n + 1], f[n + 2] = 'deadline_at', deadline
     redis.call('ZADD', KEYS[2], deadline, saga_id)
   else
-    redis.call('HSET', KEYS[1], 'version', v, 'updated_at', now)
     redis.call('HDEL', KEYS[1], 'deadline_at')
     redis.call('ZREM', KEYS[2], saga_id)
   end
-  if hist ~= '' then
-    redis.call('HSET', KEYS[1], 'h.' .. v, now .. '|' .. hist)
-  end
+  redis.call('HSET', KEYS[1], unpack(f))
   if ARGV[b + 10] ~= '' and KEYS[8] ~= KEYS[1] and redis.call('EXISTS', KEYS[8]) == 1 then
     redis.call('HSET', KEYS[8], 'status', ARGV[b + 10], 'reason', ARGV[b + 11], 'updated_at', now)
   end
@@ -156,7 +163,8 @@ local function transition(b, tail, cur)
   if ARGV[b + 15] ~= '' then
     redis.call('ZADD', KEYS[9], now + tonumber(ARGV[b + 15]), saga_id .. '|' .. v)
   end
-  if status_to ~= '' and status_to ~= cur[2] then
+  -- The status index and the TTLs change only with the status.
+  if moves then
     redis.call('ZREM', KEYS[4], saga_id)
     redis.call('ZADD', KEYS[5], now, saga_id)
   end
@@ -167,9 +175,6 @@ local function transition(b, tail, cur)
     if KEYS[8] ~= KEYS[1] then
       redis.call('EXPIRE', KEYS[8], retention)
     end
-    -- Index entries of sagas whose hash has expired go too, so the index
-    -- stays bounded without a sweeper of its own.
-    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - retention * 1000)
   end
   return v
 end

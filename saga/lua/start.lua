@@ -36,40 +36,41 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('saga id collision')
 end
 
-local function pairs_at(i)
-  local n = tonumber(ARGV[i])
-  local out = {}
-  for j = i + 1, i + 2 * n do
-    out[#out + 1] = ARGV[j]
-  end
-  return out, i + 2 * n + 1
-end
-local saga, i = pairs_at(8)
-local record, j = pairs_at(i)
-local ev = pairs_at(j)
+-- The saga's and the record's fields, each with the fields the script adds,
+-- go in one HSET each: every redis.call costs more than its fields.
+local ns = tonumber(ARGV[8])
+local saga = {unpack(ARGV, 9, 8 + 2 * ns)}
+local i = 9 + 2 * ns
+local nr = tonumber(ARGV[i])
+local record = {unpack(ARGV, i + 1, i + 2 * nr)}
+local j = i + 2 * nr + 1
+local ne = tonumber(ARGV[j])
 
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local step_ms, saga_ms = string.match(ARGV[3], '^(%d+):?(%d*)$')
 local deadline = now + tonumber(step_ms)
+local n = #saga
 if saga_ms ~= '' then
   -- The whole saga's deadline bounds every step's.
   local saga_deadline = now + tonumber(saga_ms)
-  redis.call('HSET', KEYS[2], 'saga_deadline_at', saga_deadline)
+  saga[n + 1], saga[n + 2] = 'saga_deadline_at', saga_deadline
+  n = n + 2
   deadline = math.min(deadline, saga_deadline)
 end
-
+saga[n + 1], saga[n + 2], saga[n + 3], saga[n + 4] = 'version', 1, 'created_at', now
+saga[n + 5], saga[n + 6], saga[n + 7], saga[n + 8] = 'updated_at', now, 'deadline_at', deadline
+saga[n + 9], saga[n + 10] = 'h.1', now .. '|' .. ARGV[6]
 redis.call('HSET', KEYS[2], unpack(saga))
-redis.call('HSET', KEYS[2], 'version', 1, 'created_at', now, 'updated_at', now,
-  'deadline_at', deadline, 'h.1', now .. '|' .. ARGV[6])
-if #record > 0 then
+if nr > 0 then
+  n = #record
+  record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'created_at', now, 'updated_at', now
   redis.call('HSET', KEYS[3], unpack(record))
-  redis.call('HSET', KEYS[3], 'created_at', now, 'updated_at', now)
 end
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[7], ARGV[4], ARGV[7])
 end
-redis.call('XADD', KEYS[4], '*', unpack(ev))
+redis.call('XADD', KEYS[4], '*', unpack(ARGV, j + 1, j + 2 * ne))
 redis.call('ZADD', KEYS[5], deadline, ARGV[4])
 redis.call('ZADD', KEYS[6], now, ARGV[4])
 if ARGV[1] ~= '' then
