@@ -270,27 +270,65 @@ func (s *Saga[T]) spec() (*definition, error) {
 	return d, nil
 }
 
-// run calls the operation of step i in phase p on data.
-func (s *Saga[T]) run(ctx context.Context, i int, p Phase, sagaID string, data json.RawMessage, fields map[string]string) (Outcome, error) {
+// run calls the operation of step i in phase p on data. The context is
+// decoded once per hop: dc keeps it for the hop's other operations (nil:
+// decode for this call only).
+func (s *Saga[T]) run(ctx context.Context, i int, p Phase, sagaID string, data json.RawMessage, fields map[string]string, dc *decoded) (Outcome, error) {
 	st := s.steps[i]
-	op := map[Phase]Operation[T]{Execute: st.execute, Compensate: st.compensate, Finalize: st.finally}[p]
+	var op Operation[T]
+	switch p {
+	case Execute:
+		op = st.execute
+	case Compensate:
+		op = st.compensate
+	case Finalize:
+		op = st.finally
+	}
 	if op == nil {
 		return OK(nil), nil // nothing to do: the starter did it, or nothing undoes it
 	}
 	c := &Call[T]{SagaID: sagaID, Step: st.name, Phase: p, IdempotencyKey: sagaID + ":" + st.name, fields: fields}
-	if err := json.Unmarshal(data, &c.Data); err != nil {
-		return Outcome{}, streams.Permanent(fmt.Errorf("decode the context of saga %s: %w", sagaID, err))
-	}
-	if s.validate != nil {
-		if err := s.validate(&c.Data); err != nil {
-			return Outcome{}, streams.Permanent(fmt.Errorf("the context of saga %s: %w", sagaID, err))
+	if v, ok := dc.get(data).(*T); ok {
+		c.Data = *v
+	} else {
+		if err := json.Unmarshal(data, &c.Data); err != nil {
+			return Outcome{}, streams.Permanent(fmt.Errorf("decode the context of saga %s: %w", sagaID, err))
 		}
+		if s.validate != nil {
+			if err := s.validate(&c.Data); err != nil {
+				return Outcome{}, streams.Permanent(fmt.Errorf("the context of saga %s: %w", sagaID, err))
+			}
+		}
+		v := c.Data
+		dc.put(data, &v)
 	}
 	return op(ctx, c)
+}
+
+// decoded keeps a saga's context decoded (and validated) for the operations
+// of one hop: decoding it is the larger part of an operation's cost. Each
+// operation gets a copy of the value; operations must not modify what it
+// points to (slices, maps).
+type decoded struct {
+	data json.RawMessage
+	v    any
+}
+
+func (dc *decoded) get(data json.RawMessage) any {
+	if dc == nil || dc.v == nil || string(dc.data) != string(data) {
+		return nil
+	}
+	return dc.v
+}
+
+func (dc *decoded) put(data json.RawMessage, v any) {
+	if dc != nil {
+		dc.data, dc.v = data, v
+	}
 }
 
 // definer is what an Engine needs of a Saga of any context type.
 type definer interface {
 	spec() (*definition, error)
-	run(ctx context.Context, step int, p Phase, sagaID string, data json.RawMessage, fields map[string]string) (Outcome, error)
+	run(ctx context.Context, step int, p Phase, sagaID string, data json.RawMessage, fields map[string]string, dc *decoded) (Outcome, error)
 }

@@ -60,7 +60,7 @@ type run struct {
 // effects would escape the transition), runs it and applies its writes on
 // other slots behind their barriers. It returns done when m was dealt with
 // (refused, late, or its saga gone).
-func (e *Engine) operate(ctx context.Context, m *streams.Message, d *definition, k int, phase Phase, data json.RawMessage) (*run, *State, bool, error) {
+func (e *Engine) operate(ctx context.Context, m *streams.Message, d *definition, k int, phase Phase, data json.RawMessage, dc *decoded) (*run, *State, bool, error) {
 	step := d.Steps[k]
 	var st *State
 	checked := false
@@ -88,7 +88,7 @@ func (e *Engine) operate(ctx context.Context, m *streams.Message, d *definition,
 	if st != nil {
 		fields = st.fields(step.Service)
 	}
-	out, err := e.impl[d.Type].run(ctx, k, phase, m.Env.SagaID, data, fields)
+	out, err := e.impl[d.Type].run(ctx, k, phase, m.Env.SagaID, data, fields, dc)
 	if err != nil {
 		return nil, st, true, err
 	}
@@ -155,12 +155,13 @@ func (e *Engine) operate(ctx context.Context, m *streams.Message, d *definition,
 // message being the one the saga waits for.
 func (e *Engine) hop(ctx context.Context, m *streams.Message, rt route) error {
 	d, k := rt.def, rt.step
-	r, st, done, err := e.operate(ctx, m, d, k, rt.phase, m.Env.Data)
+	dc := &decoded{}
+	r, st, done, err := e.operate(ctx, m, d, k, rt.phase, m.Env.Data, dc)
 	if done {
 		return err
 	}
 	if rt.phase == Execute && k == len(d.Steps)-1 && r.out.ok && !(hasTake(r.local) && e.checkFinals(d)) {
-		if done, err := e.completing(ctx, m, d, r); done {
+		if done, err := e.completing(ctx, m, d, r, dc); done {
 			return err
 		}
 	}
@@ -287,7 +288,20 @@ func (e *Engine) commitHop(ctx context.Context, m *streams.Message, c *patch, co
 	}
 	args := []any{m.Group, m.ID, m.Env.SagaVersion, identity(m.Env.SagaMode, m.Env.Type, m.Env.EventID), comp, keep}
 	args = append(args, c.args(e)...)
-	keys, args = writeArgs(keys, args, r.local)
+	local := r.local
+	if compensated < 0 {
+		// An execution's fields on the saga apply whenever its transition
+		// does: they join the transition's one HSET.
+		local = nil
+		for _, w := range r.local {
+			if w.op == "hset" && w.key == keys[0] {
+				c.set(w.field, w.value)
+				continue
+			}
+			local = append(local, w)
+		}
+	}
+	keys, args = writeArgs(keys, args, local)
 	args = append(args, c.fields...)
 	res, err := e.result(e.batch.Eval(ctx, hopScript, keys, args...).Slice())
 	if err == nil && res.code == applied {
@@ -305,7 +319,7 @@ func (e *Engine) commitHop(ctx context.Context, m *streams.Message, c *patch, co
 // The step's effect must not be able to fail in the commit once Finally
 // operations have acted outside it, so a step that takes with such Finally
 // operations completes through its completed event and the owner instead.
-func (e *Engine) completing(ctx context.Context, m *streams.Message, d *definition, r *run) (bool, error) {
+func (e *Engine) completing(ctx context.Context, m *streams.Message, d *definition, r *run, dc *decoded) (bool, error) {
 	env := m.Env
 	h, err := e.head(ctx, m)
 	if err != nil {
@@ -321,7 +335,7 @@ func (e *Engine) completing(ctx context.Context, m *streams.Message, d *definiti
 			return true, e.refuse(ctx, m, standing, why)
 		}
 	}
-	local, err := e.finals(ctx, d, m.Partition, env.SagaID, env.Data)
+	local, err := e.finals(ctx, d, m.Partition, env.SagaID, env.Data, dc)
 	if err != nil {
 		return true, err
 	}
@@ -359,7 +373,7 @@ func (e *Engine) complete(ctx context.Context, m *streams.Message, rt route) err
 			return e.refuse(ctx, m, standing, why)
 		}
 	}
-	local, err := e.finals(ctx, d, m.Partition, env.SagaID, env.Data)
+	local, err := e.finals(ctx, d, m.Partition, env.SagaID, env.Data, nil)
 	if err != nil {
 		return err
 	}
@@ -392,13 +406,13 @@ func (e *Engine) checkFinals(d *definition) bool {
 // applied with the completion; on a Redis Cluster, writes on another slot
 // apply first, once, behind the saga's barrier there. A Finally that fails
 // or errs makes the completion retried.
-func (e *Engine) finals(ctx context.Context, d *definition, p int, sagaID string, data json.RawMessage) ([]resolvedWrite, error) {
+func (e *Engine) finals(ctx context.Context, d *definition, p int, sagaID string, data json.RawMessage, dc *decoded) ([]resolvedWrite, error) {
 	var local []resolvedWrite
 	for k, s := range d.Steps {
 		if !s.HasFinally {
 			continue
 		}
-		out, err := e.impl[d.Type].run(ctx, k, Finalize, sagaID, data, nil)
+		out, err := e.impl[d.Type].run(ctx, k, Finalize, sagaID, data, nil, dc)
 		if err != nil {
 			return nil, err
 		}
@@ -454,7 +468,7 @@ func (e *Engine) undo(ctx context.Context, m *streams.Message, d *definition, k 
 	step := d.Steps[k]
 	e.opts.Logger.InfoContext(ctx, "late effect of an abandoned step: compensating it", "saga_id", st.SagaID,
 		"step", step.Name, "event_type", m.Env.Type, "group", m.Group)
-	out, err := e.impl[d.Type].run(ctx, k, Compensate, st.SagaID, st.Context, st.fields(step.Service))
+	out, err := e.impl[d.Type].run(ctx, k, Compensate, st.SagaID, st.Context, st.fields(step.Service), nil)
 	if err != nil {
 		return err
 	}

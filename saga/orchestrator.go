@@ -60,7 +60,7 @@ func (e *Engine) serveCommand(ctx context.Context, m *streams.Message, rt route)
 		}
 		return e.undo(ctx, m, d, k, st)
 	}
-	r, _, done, err := e.operate(ctx, m, d, k, rt.phase, m.Env.Data)
+	r, _, done, err := e.operate(ctx, m, d, k, rt.phase, m.Env.Data, nil)
 	if done {
 		return err
 	}
@@ -123,7 +123,7 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 	}
 	var local []resolvedWrite
 	if c.status == StatusCompleted {
-		if local, err = e.finals(ctx, d, m.Partition, st.SagaID, st.Context); err != nil {
+		if local, err = e.finals(ctx, d, m.Partition, st.SagaID, st.Context, nil); err != nil {
 			return err
 		}
 	}

@@ -142,7 +142,7 @@ func (e *Engine) parseState(sagaID string, h map[string]string) *State {
 	st.Version, _ = strconv.ParseInt(h["version"], 10, 64)
 	st.CreatedAt = ParseMillis(h["created_at"])
 	st.UpdatedAt = ParseMillis(h["updated_at"])
-	if d, ok := h["deadline_at"]; ok {
+	if d := h["deadline_at"]; d != "" {
 		t := ParseMillis(d)
 		st.DeadlineAt = &t
 	}

@@ -104,6 +104,9 @@ type Runner struct {
 	opts   RunnerOptions
 	sem    chan struct{}
 	wg     sync.WaitGroup // in-flight handlers
+	// jobs feeds handler goroutines that live as long as Run: a goroutine
+	// per message would grow a fresh stack through every hop's calls.
+	jobs chan job
 
 	mu      sync.Mutex
 	blocked map[string]func() // read loop → unblock its connection
@@ -113,7 +116,13 @@ type Runner struct {
 // XREADGROUP calls hold its connections.
 func NewRunner(rdb, reader redis.UniversalClient, subs []Subscription, h Handler, dl DeadLetterer, opts RunnerOptions) *Runner {
 	opts.withDefaults()
-	return &Runner{rdb: rdb, reader: reader, subs: subs, h: h, dl: dl, opts: opts, sem: make(chan struct{}, opts.Concurrency), blocked: map[string]func(){}}
+	return &Runner{rdb: rdb, reader: reader, subs: subs, h: h, dl: dl, opts: opts, sem: make(chan struct{}, opts.Concurrency),
+		jobs: make(chan job), blocked: map[string]func(){}}
+}
+
+type job struct {
+	ctx context.Context
+	m   *Message
 }
 
 // Run reads until ctx is cancelled, then waits for the handlers in flight to
@@ -121,6 +130,15 @@ func NewRunner(rdb, reader redis.UniversalClient, subs []Subscription, h Handler
 // Entries already read are all handled before Run returns, so a SIGTERM
 // leaves nothing pending that this process owned.
 func (r *Runner) Run(ctx context.Context) error {
+	var handlers sync.WaitGroup
+	for range r.opts.Concurrency {
+		handlers.Go(func() {
+			for j := range r.jobs {
+				r.run(j)
+			}
+		})
+	}
+	defer func() { close(r.jobs); handlers.Wait() }()
 	g, gctx := errgroup.WithContext(ctx)
 	var readers sync.WaitGroup
 	for _, sub := range r.subs {
@@ -292,12 +310,15 @@ func (r *Runner) readLoop(ctx context.Context, sub Subscription) error {
 func (r *Runner) dispatch(ctx context.Context, m *Message) {
 	r.sem <- struct{}{}
 	r.wg.Add(1)
-	go func() {
-		defer func() { <-r.sem; r.wg.Done() }()
-		hctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), m.ReadAt.Add(r.opts.HandleTimeout))
-		defer cancel()
-		r.handle(hctx, m)
-	}()
+	r.jobs <- job{ctx: ctx, m: m}
+}
+
+// run handles one dispatched message on a handler goroutine.
+func (r *Runner) run(j job) {
+	defer func() { <-r.sem; r.wg.Done() }()
+	hctx, cancel := context.WithDeadline(context.WithoutCancel(j.ctx), j.m.ReadAt.Add(r.opts.HandleTimeout))
+	defer cancel()
+	r.handle(hctx, j.m)
 }
 
 func (r *Runner) handle(ctx context.Context, m *Message) {

@@ -113,7 +113,7 @@ end
 -- then, from index tail, the saga hash's field/value pairs. cur is what
 -- read_saga read. Returns the new version.
 local function transition(b, tail, cur)
-  local now = now_ms()
+  local now
   local saga_id = cur[6]
   local v = tonumber(cur[1]) + 1
   local status_to = ARGV[b]
@@ -123,17 +123,22 @@ local function transition(b, tail, cur)
   end
   -- Every field of the saga hash goes in one HSET: each redis.call costs
   -- more than the fields it carries.
+  local hist = ARGV[b + 3]
+  if ARGV[b + 4] ~= '' then
+    hist = ARGV[b + 5] .. '|' .. ARGV[b + 4]
+    local id = redis.call('XADD', KEYS[3], '*', 'event_id', ARGV[b + 4], 'type', ARGV[b + 5], 'saga_id', saga_id,
+      'saga_mode', ARGV[b + 6], 'saga_version', v, 'causation_id', ARGV[b + 7], 'occurred_at', ARGV[b + 8],
+      'data', ARGV[b + 9])
+    -- The entry's id starts with Redis's time in ms (or a later one, never
+    -- an earlier): the clock of the transition without a TIME call.
+    now = tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1))
+  else
+    now = now_ms()
+  end
   local f = {unpack(ARGV, tail, #ARGV)}
   local n = #f
   f[n + 1], f[n + 2], f[n + 3], f[n + 4] = 'version', v, 'updated_at', now
   n = n + 4
-  local hist = ARGV[b + 3]
-  if ARGV[b + 4] ~= '' then
-    hist = ARGV[b + 5] .. '|' .. ARGV[b + 4]
-    redis.call('XADD', KEYS[3], '*', 'event_id', ARGV[b + 4], 'type', ARGV[b + 5], 'saga_id', saga_id,
-      'saga_mode', ARGV[b + 6], 'saga_version', v, 'causation_id', ARGV[b + 7], 'occurred_at', ARGV[b + 8],
-      'data', ARGV[b + 9])
-  end
   if hist ~= '' then
     f[n + 1], f[n + 2] = 'h.' .. v, now .. '|' .. hist
     n = n + 2
@@ -150,7 +155,7 @@ local function transition(b, tail, cur)
     f[n + 1], f[n + 2] = 'deadline_at', deadline
     redis.call('ZADD', KEYS[2], deadline, saga_id)
   else
-    redis.call('HDEL', KEYS[1], 'deadline_at')
+    f[n + 1], f[n + 2] = 'deadline_at', '' -- none: cheaper than an HDEL
     redis.call('ZREM', KEYS[2], saga_id)
   end
   redis.call('HSET', KEYS[1], unpack(f))
