@@ -90,6 +90,9 @@ type Result struct {
 	// workers (all of them), driver (this process: load and, with -http,
 	// the API).
 	CPUusPerSaga map[string]float64 `json:"cpu_us_per_saga"`
+	// RedisCPUusPerSagaByMaster is Redis's CPU per saga on each master of a
+	// cluster (-cluster), by address: how the load divides.
+	RedisCPUusPerSagaByMaster map[string]float64 `json:"redis_cpu_us_per_saga_by_master,omitempty"`
 	// perCommand is Redis calls and time per command, for -v.
 	perCommand map[string][2]int64
 	start      snapshot // counters when the measured part began
@@ -370,6 +373,12 @@ func (r *Result) account(end snapshot) {
 		"workers": us(end.cpu.workers, start.cpu.workers),
 		"driver":  us(end.cpu.driver, start.cpu.driver),
 	}
+	for addr, cpu := range end.redis.masterCPU {
+		if r.RedisCPUusPerSagaByMaster == nil {
+			r.RedisCPUusPerSagaByMaster = map[string]float64{}
+		}
+		r.RedisCPUusPerSagaByMaster[addr] = us(cpu, start.redis.masterCPU[addr])
+	}
 }
 
 // measureMemory reports used_memory per saga, with the streams as they are,
@@ -412,6 +421,13 @@ func (r *Result) print(o Options, out io.Writer) {
 	fmt.Fprintf(out, "  per saga: %.1f Redis commands, %.1f round trips, %.0f µs in Redis commands, %.0f B kept (%.0f B untrimmed); read batch %.1f\n",
 		r.RedisCmdsPerSaga, r.RedisRoundtripsPerSaga, r.RedisUsPerSaga, r.RedisBytesPerSaga, r.RedisBytesPerSagaUntrimmed, r.AvgReadBatch)
 	fmt.Fprintf(out, "  CPU µs per saga: redis %.0f, workers %.0f, driver %.0f\n", r.CPUusPerSaga["redis"], r.CPUusPerSaga["workers"], r.CPUusPerSaga["driver"])
+	if len(r.RedisCPUusPerSagaByMaster) > 0 {
+		fmt.Fprint(out, "  Redis CPU µs per saga by master:")
+		for _, addr := range slices.Sorted(maps.Keys(r.RedisCPUusPerSagaByMaster)) {
+			fmt.Fprintf(out, " %s %.0f", addr, r.RedisCPUusPerSagaByMaster[addr])
+		}
+		fmt.Fprintln(out)
+	}
 	if o.Verbose {
 		cmds := slices.SortedFunc(maps.Keys(r.perCommand), func(a, b string) int { return cmp.Compare(r.perCommand[b][1], r.perCommand[a][1]) })
 		for _, c := range cmds {

@@ -27,6 +27,8 @@ type redisStats struct {
 	memory int64
 	// perCommand maps a command to its calls and microseconds.
 	perCommand map[string][2]int64
+	// masterCPU is the CPU of each master of a cluster, by address.
+	masterCPU map[string]time.Duration
 }
 
 // readRedisStats reads the counters of one server, or sums them over every
@@ -37,7 +39,7 @@ func readRedisStats(ctx context.Context, rdb redis.UniversalClient) (redisStats,
 		return readNodeStats(ctx, rdb)
 	}
 	var mu sync.Mutex
-	sum := redisStats{perCommand: map[string][2]int64{}}
+	sum := redisStats{perCommand: map[string][2]int64{}, masterCPU: map[string]time.Duration{}}
 	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
 		s, err := readNodeStats(ctx, node)
 		if err != nil {
@@ -45,6 +47,7 @@ func readRedisStats(ctx context.Context, rdb redis.UniversalClient) (redisStats,
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		sum.masterCPU[node.Options().Addr] = s.cpu
 		sum.calls += s.calls
 		sum.reads += s.reads
 		sum.cpu += s.cpu
