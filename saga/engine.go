@@ -1,6 +1,7 @@
 package saga
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -469,13 +470,25 @@ func appendCounted(args []any, pairs []any) []any {
 // CommandData is the data of an orchestration command: the saga's context
 // with the step and phase added, so that a service needs nothing else.
 func commandPayload(sagaContext json.RawMessage, step int, phase string) (json.RawMessage, error) {
-	m := map[string]json.RawMessage{}
-	if len(sagaContext) > 0 {
-		if err := json.Unmarshal(sagaContext, &m); err != nil {
-			return nil, fmt.Errorf("saga context: %w", err)
-		}
+	// The context is a JSON object the engine wrote: the two fields are
+	// appended to it rather than the object decoded and encoded again. A
+	// decoder keeps the last of two equal names, so they win over the
+	// context's own.
+	ctx := bytes.TrimSpace(sagaContext)
+	if len(ctx) == 0 {
+		ctx = []byte("{}")
 	}
-	m["step"] = json.RawMessage(strconv.Itoa(step))
-	m["phase"], _ = json.Marshal(phase)
-	return json.Marshal(m)
+	if ctx[0] != '{' || ctx[len(ctx)-1] != '}' {
+		return nil, fmt.Errorf("saga context: not a JSON object")
+	}
+	out := make([]byte, 0, len(ctx)+32)
+	out = append(out, ctx[:len(ctx)-1]...)
+	if len(bytes.TrimSpace(ctx[1:len(ctx)-1])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"step":`...)
+	out = strconv.AppendInt(out, int64(step), 10)
+	out = append(out, `,"phase":`...)
+	out = strconv.AppendQuote(out, phase)
+	return append(out, '}'), nil
 }

@@ -98,7 +98,16 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 	if err := json.Unmarshal(m.Env.Data, &r); err != nil {
 		return streams.Permanent(fmt.Errorf("decode reply: %w", err))
 	}
-	st, err := e.Get(ctx, m.Env.SagaID)
+	var st *State
+	var err error
+	if r.Phase == string(Execute) && r.OK {
+		// A step done: the saga moves on; what that needs is read, not the
+		// whole saga.
+		st, err = e.getFields(ctx, m.Env.SagaID, "type", "mode", "status", "version", "context", "record",
+			"current_step", "h."+strconv.FormatInt(m.Env.SagaVersion, 10))
+	} else {
+		st, err = e.Get(ctx, m.Env.SagaID)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return e.sagaMissing(ctx, m, "the orchestrator")
 	}
@@ -110,7 +119,14 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 		return e.reject(ctx, m, why)
 	case late:
 		e.stats.stale.Add(1)
-		return e.lateReply(ctx, m, st, r)
+		full, err := e.Get(ctx, m.Env.SagaID)
+		if errors.Is(err, ErrNotFound) {
+			return e.sagaMissing(ctx, m, "the orchestrator")
+		}
+		if err != nil {
+			return err
+		}
+		return e.lateReply(ctx, m, full, r)
 	}
 	d := e.defs[st.Type]
 	if d == nil || r.Step < 0 || r.Step >= len(d.Steps) || r.Step >= len(st.Steps) || !answers(d.Steps[r.Step], r) {
@@ -123,7 +139,7 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 	}
 	var local []resolvedWrite
 	if c.status == StatusCompleted {
-		if local, err = e.finals(ctx, d, m.Partition, st.SagaID, st.Context, nil); err != nil {
+		if local, err = e.finals(ctx, d, m.Partition, st.SagaID, st.Context, &decoded{}); err != nil {
 			return err
 		}
 	}

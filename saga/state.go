@@ -69,6 +69,33 @@ func (e *Engine) Get(ctx context.Context, sagaID string) (*State, error) {
 	return e.parseState(sagaID, h), nil
 }
 
+// getFields reads some fields of a saga (ErrNotFound when it has none of
+// them): a State with only those filled in, step statuses PENDING unless
+// read.
+func (e *Engine) getFields(ctx context.Context, sagaID string, fields ...string) (*State, error) {
+	args := make([]any, 0, 2+len(fields))
+	args = append(args, "hmget", e.keys.Saga(e.keys.PartitionOf(sagaID), sagaID))
+	for _, f := range fields {
+		args = append(args, f)
+	}
+	cmd := redis.NewSliceCmd(ctx, args...)
+	_ = e.batch.Do(ctx, cmd)
+	res, err := cmd.Result()
+	if err != nil {
+		return nil, fmt.Errorf("read saga: %w", err)
+	}
+	h := make(map[string]string, len(fields))
+	for i, v := range res {
+		if s, ok := v.(string); ok {
+			h[fields[i]] = s
+		}
+	}
+	if len(h) == 0 {
+		return nil, ErrNotFound
+	}
+	return e.parseState(sagaID, h), nil
+}
+
 // Status reads only a saga's status.
 func (e *Engine) Status(ctx context.Context, sagaID string) (string, error) {
 	s, err := e.rdb.HGet(ctx, e.keys.Saga(e.keys.PartitionOf(sagaID), sagaID), "status").Result()
