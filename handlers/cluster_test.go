@@ -48,9 +48,10 @@ func TestFourPathsOnRedisCluster(t *testing.T) {
 			}
 			t.Logf("sagas per master: %v", masters)
 			s.WaitFinished(placed, 20*time.Second)
+			s.WaitAtRest(20 * time.Second) // the finalisers' hops too
 			// The reservation is on another slot ({inventory}): on a cluster
-			// it goes behind a barrier, which a completed saga leaves to
-			// expire.
+			// it goes behind a barrier, which the finaliser of a completed
+			// saga leaves to expire.
 			for _, o := range placed {
 				if o.Want != sagatest.Completed {
 					continue

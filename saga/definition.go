@@ -42,6 +42,9 @@ const (
 	// routeComplete: the owner completes a choreographed saga whose last
 	// step completed.
 	routeComplete
+	// routeFinalize runs a step's Finally operation once its saga completed,
+	// as a hop of its own (on a Redis Cluster only: see finalizers).
+	routeFinalize
 	// routeReply: the orchestrator advances a saga by a service's reply.
 	routeReply
 )
@@ -107,6 +110,22 @@ func (d *definition) derive() error {
 		errs = append(errs, fmt.Errorf("a step's service may not be named %s", Orchestrator))
 	}
 	return errors.Join(errs...)
+}
+
+// finalizers are the routes of the steps' Finally operations as hops of
+// their own, reading the saga's completed event. On one Redis the Finally
+// operations run in the transition that completes the saga; on a Redis
+// Cluster their writes on another slot cannot join it, and applying them
+// before it could race a sweeper that compensates the saga instead, so they
+// run after it, here.
+func (d *definition) finalizers() map[string]route {
+	out := map[string]route{}
+	for k, s := range d.Steps {
+		if s.HasFinally {
+			out[s.Service+"|"+d.Completed] = route{def: d, kind: routeFinalize, step: k, phase: Finalize}
+		}
+	}
+	return out
 }
 
 // prevCompensable is the step before k, nearest first, that has a

@@ -24,6 +24,13 @@
 // back-off, dead letters, and undoing an effect that lands after its saga
 // gave up on the step. A participant never calls back into the engine.
 //
+// A hop is one script where it can be: the fence, the operation's writes
+// (on one Redis also those on another slot, such as shared stock), the
+// transition, the next message, the deadline and the acknowledgement. The
+// last step's success completes the saga in the same way, with every
+// step's Finally operation. The commands of the hops a worker runs at once
+// reach Redis together, in pipelines (streams.Batcher).
+//
 // Where things live:
 //   - define.go: the public declaration (Define, Step, Call, Outcome);
 //     writes.go: the writes an operation returns;

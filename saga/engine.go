@@ -238,6 +238,14 @@ func New(rdb redis.UniversalClient, opts Options, sagas ...Declaration) (*Engine
 		for k, r := range d.routes {
 			e.routes[k] = r
 		}
+		if e.split {
+			for k, r := range d.finalizers() {
+				if _, dup := e.routes[k]; dup {
+					errs = append(errs, fmt.Errorf("%s: group %s would read %s for two purposes", d.Type, r.def.Steps[r.step].Service, d.Completed))
+				}
+				e.routes[k] = r
+			}
+		}
 	}
 	if len(e.defs) == 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("no saga type declared"))

@@ -119,7 +119,7 @@ func travel(t *testing.T, mode, fail, poison string) (*saga.State, string, *redi
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// Until every group read everything (the finaliser runs after the end).
+	// Until every group read everything (a late duplicate may still be in flight).
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		infos, _ := streams.Inspect(ctx, rdb, streamsOf(e))
 		idle := true

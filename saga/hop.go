@@ -36,6 +36,8 @@ func (e *Engine) Handle(ctx context.Context, m *streams.Message) error {
 	switch {
 	case r.kind == routeComplete:
 		return e.complete(ctx, m, r)
+	case r.kind == routeFinalize:
+		return e.finalize(ctx, m, r)
 	case r.command:
 		return e.serveCommand(ctx, m, r)
 	}
@@ -389,24 +391,27 @@ func (e *Engine) complete(ctx context.Context, m *streams.Message, rt route) err
 
 // checkFinals reports whether a completion must be checked against its saga
 // before the Finally operations run: one of them calls outside Redis (a
-// checked step), or may write on another slot of a Redis Cluster, effects
-// that a forged completion must not cause. Otherwise the commit's fence is
-// the check.
+// checked step), an effect that a forged completion must not cause.
+// Otherwise the commit's fence is the check. (On a Redis Cluster the
+// Finally operations run after the completion: see finalizers.)
 func (e *Engine) checkFinals(d *definition) bool {
 	for _, s := range d.Steps {
-		if s.HasFinally && (s.Checked || e.split) {
+		if s.HasFinally && s.Checked && !e.split {
 			return true
 		}
 	}
 	return false
 }
 
-// finals runs the Finally operations of a saga that completes now. Their
-// writes on the saga's slot (on one Redis, on any slot) come back to be
-// applied with the completion; on a Redis Cluster, writes on another slot
-// apply first, once, behind the saga's barrier there. A Finally that fails
-// or errs makes the completion retried.
+// finals runs the Finally operations of a saga that completes now, on one
+// Redis: their writes, on any slot, come back to be applied with the
+// completion. A Finally that fails or errs makes the completion retried. On
+// a Redis Cluster it does nothing: the finalisers' own hops run them once
+// the saga completed (finalizers).
 func (e *Engine) finals(ctx context.Context, d *definition, p int, sagaID string, data json.RawMessage, dc *decoded) ([]resolvedWrite, error) {
+	if e.split {
+		return nil, nil
+	}
 	var local []resolvedWrite
 	for k, s := range d.Steps {
 		if !s.HasFinally {
@@ -426,17 +431,43 @@ func (e *Engine) finals(ctx context.Context, d *definition, p int, sagaID string
 		}
 		ws := e.splitWrites(out.writes, s.Service, p, e.keys.Saga(p, sagaID))
 		local = append(local, ws.local...)
-		for tag, writes := range ws.shared {
-			if !e.split {
-				local = append(local, writes...)
-				continue
-			}
-			if _, err := e.effect(ctx, tag, sagaID, s.Name, Finalize, writes); err != nil {
-				return nil, err
-			}
+		for _, writes := range ws.shared {
+			local = append(local, writes...)
 		}
 	}
 	return local, nil
+}
+
+// finalize runs a step's Finally operation once its saga completed, on a
+// Redis Cluster: after the check that the message is the saga's real
+// completion, its writes apply once (behind a barrier on another slot,
+// guarded on the saga's).
+func (e *Engine) finalize(ctx context.Context, m *streams.Message, rt route) error {
+	d, k := rt.def, rt.step
+	standing, why, _, err := e.standing(ctx, m, true, false)
+	if err != nil {
+		return err
+	}
+	switch standing {
+	case late:
+		return e.ack(ctx, m)
+	case foreign, gone:
+		return e.refuse(ctx, m, standing, why)
+	}
+	out, err := e.impl[d.Type].run(ctx, k, Finalize, m.Env.SagaID, m.Env.Data, nil, nil)
+	if err != nil {
+		return err
+	}
+	if !out.ok {
+		return fmt.Errorf("finalize %s: %s", d.Steps[k].Name, out.reason)
+	}
+	ws := e.splitWrites(out.writes, d.Steps[k].Service, m.Partition, e.keys.Saga(m.Partition, m.Env.SagaID))
+	for tag, writes := range ws.shared {
+		if _, err := e.effect(ctx, tag, m.Env.SagaID, d.Steps[k].Name, Finalize, writes); err != nil {
+			return err
+		}
+	}
+	return e.once(ctx, m, "f."+fmt.Sprint(k), ws.local)
 }
 
 // late deals with a message its saga has moved past. Usually that is all:

@@ -119,14 +119,7 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 		return e.reject(ctx, m, why)
 	case late:
 		e.stats.stale.Add(1)
-		full, err := e.Get(ctx, m.Env.SagaID)
-		if errors.Is(err, ErrNotFound) {
-			return e.sagaMissing(ctx, m, "the orchestrator")
-		}
-		if err != nil {
-			return err
-		}
-		return e.lateReply(ctx, m, full, r)
+		return e.rereadLate(ctx, m, r) // its step's statuses decide
 	}
 	d := e.defs[st.Type]
 	if d == nil || r.Step < 0 || r.Step >= len(d.Steps) || r.Step >= len(st.Steps) || !answers(d.Steps[r.Step], r) {
@@ -182,14 +175,20 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 	if !effect {
 		return nil // STALE: acknowledged by the script
 	}
-	now, err := e.Get(ctx, m.Env.SagaID)
+	return e.rereadLate(ctx, m, r)
+}
+
+// rereadLate reads the saga of a late reply m again, whole, and deals with
+// the reply.
+func (e *Engine) rereadLate(ctx context.Context, m *streams.Message, r replyData) error {
+	st, err := e.Get(ctx, m.Env.SagaID)
 	if errors.Is(err, ErrNotFound) {
 		return e.sagaMissing(ctx, m, "the orchestrator")
 	}
 	if err != nil {
 		return err
 	}
-	return e.lateReply(ctx, m, now, r)
+	return e.lateReply(ctx, m, st, r)
 }
 
 // answers reports whether r can answer a command of step s: the command

@@ -344,10 +344,9 @@ func (h *harness) check(ctx context.Context, l *ledger) Result {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	// A final event's finalisers may still run after the saga is final, and
-	// an entry whose reply a fault swallowed waits CLAIM_MIN_IDLE for its
-	// reclaim: give both time before C6 checks that everything was read and
-	// acknowledged.
+	// An entry whose reply a fault swallowed waits CLAIM_MIN_IDLE for its
+	// reclaim, and a duplicate may still be on its way: give both time
+	// before C6 checks that everything was read and acknowledged.
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if p, _, err := c.AtRest(ctx); err == nil && len(p) == 0 {
 			break
