@@ -3,6 +3,9 @@ package saga_test
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/internal/redistest"
 	"github.com/streamsaga/streamsaga/saga"
@@ -89,5 +92,41 @@ func TestLastStepThatTakesCompletesThroughTheOwner(t *testing.T) {
 		if p, err := rdb.XPending(ctx, ks.Stream(0, sg[0]), sg[1]).Result(); err != nil || p.Count != 0 {
 			t.Fatalf("%s/%s: %+v pending (%v)", sg[0], sg[1], p, err)
 		}
+	}
+}
+
+// A transition's clock is Redis's time, whatever the ids of the stream it
+// publishes on: an entry forged with an explicit id far in the future
+// carries every later id with it, and must not carry the saga's deadline.
+func TestDeadlineIgnoresAForgedFutureEntryID(t *testing.T) {
+	rdb := srv.Client()
+	t.Cleanup(func() { rdb.Close() })
+	ok := func(context.Context, *saga.Call[Trip]) (saga.Outcome, error) { return saga.OK(nil), nil }
+	clock := saga.Define("CLOCK", saga.Step("one", "a", ok, ok), saga.Step("two", "b", ok, nil))
+	e, err := saga.New(rdb, saga.Options{Prefix: redistest.Prefix(), StepTimeout: time.Minute}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ks := e.Keys()
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: ks.Stream(0, "one.completed"), ID: "9999999999999-0", Values: []any{"forged", "1"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	started, err := clock.Start(ctx, e, Trip{Traveller: "ann"}, saga.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Handle(ctx, read(t, rdb, ks.Stream(0, "CLOCK.started"), "a")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.Get(ctx, started.SagaID)
+	if err != nil || st.DeadlineAt == nil {
+		t.Fatalf("saga %+v, %v", st, err)
+	}
+	if d := time.Until(*st.DeadlineAt); d < 50*time.Second || d > 70*time.Second {
+		t.Fatalf("deadline in %v, want the step timeout (1m) from now", d)
+	}
+	if d := time.Since(st.UpdatedAt); d < -10*time.Second || d > 10*time.Second {
+		t.Fatalf("updated %v ago, want now", d)
 	}
 }

@@ -113,7 +113,10 @@ end
 -- then, from index tail, the saga hash's field/value pairs. cur is what
 -- read_saga read. Returns the new version.
 local function transition(b, tail, cur)
-  local now
+  -- Redis's own clock, not the id of the entry published below: an entry
+  -- id in the future (forged with an explicit id) would carry every later
+  -- id, and every deadline, with it.
+  local now = now_ms()
   local saga_id = cur[6]
   local v = tonumber(cur[1]) + 1
   local status_to = ARGV[b]
@@ -126,14 +129,9 @@ local function transition(b, tail, cur)
   local hist = ARGV[b + 3]
   if ARGV[b + 4] ~= '' then
     hist = ARGV[b + 5] .. '|' .. ARGV[b + 4]
-    local id = redis.call('XADD', KEYS[3], '*', 'event_id', ARGV[b + 4], 'type', ARGV[b + 5], 'saga_id', saga_id,
+    redis.call('XADD', KEYS[3], '*', 'event_id', ARGV[b + 4], 'type', ARGV[b + 5], 'saga_id', saga_id,
       'saga_mode', ARGV[b + 6], 'saga_version', v, 'causation_id', ARGV[b + 7], 'occurred_at', ARGV[b + 8],
       'data', ARGV[b + 9])
-    -- The entry's id starts with Redis's time in ms (or a later one, never
-    -- an earlier): the clock of the transition without a TIME call.
-    now = tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1))
-  else
-    now = now_ms()
   end
   local f = {unpack(ARGV, tail, #ARGV)}
   local n = #f

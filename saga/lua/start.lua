@@ -46,10 +46,8 @@ local record = {unpack(ARGV, i + 1, i + 2 * nr)}
 local j = i + 2 * nr + 1
 local ne = tonumber(ARGV[j])
 
--- The first message goes first: its entry id starts with Redis's time in
--- ms, the saga's clock without a TIME call.
-local id = redis.call('XADD', KEYS[4], '*', unpack(ARGV, j + 1, j + 2 * ne))
-local now = tonumber(string.sub(id, 1, string.find(id, '-', 1, true) - 1))
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local step_ms, saga_ms = string.match(ARGV[3], '^(%d+):?(%d*)$')
 local deadline = now + tonumber(step_ms)
 local n = #saga
@@ -72,6 +70,7 @@ end
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[7], ARGV[4], ARGV[7])
 end
+redis.call('XADD', KEYS[4], '*', unpack(ARGV, j + 1, j + 2 * ne))
 redis.call('ZADD', KEYS[5], deadline, ARGV[4])
 redis.call('ZADD', KEYS[6], now, ARGV[4])
 if ARGV[1] ~= '' then
