@@ -186,8 +186,10 @@ func (s *StepDef[T]) Checked() *StepDef[T] {
 	return s
 }
 
-// Finally adds an operation that runs, once, when the saga has completed:
-// it makes the step's effect final (e.g. reserved units leave the stock). A
+// Finally adds an operation that runs, once, when the saga completes: it
+// makes the step's effect final (e.g. reserved units leave the stock). Its
+// writes apply with the transition that completes the saga (on a Redis
+// Cluster, in a hop of its own right after it). A
 // step whose execution writes Shared state must have one: the record of
 // that write is kept until the step is finalised or compensated.
 func (s *StepDef[T]) Finally(op Operation[T]) *StepDef[T] {
@@ -204,7 +206,8 @@ func (s *Saga[T]) Started(event string) *Saga[T] {
 }
 
 // Ends names the events published when a saga of this type ends: completed
-// (the steps that have a Finally operation react to it) and compensated.
+// (on a Redis Cluster the steps that have a Finally operation react to it)
+// and compensated.
 // Defaults "<name>.completed" and "<name>.compensated".
 func (s *Saga[T]) Ends(completed, compensated string) *Saga[T] {
 	s.completed, s.compensated = completed, compensated

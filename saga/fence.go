@@ -128,11 +128,9 @@ func (e *Engine) standing(ctx context.Context, m *streams.Message, final, full b
 // head reads what the fence checks of m's saga, and its record's reference.
 func (e *Engine) head(ctx context.Context, m *streams.Message) (head, error) {
 	v := strconv.FormatInt(m.Env.SagaVersion, 10)
-	cmd := redis.NewSliceCmd(ctx, "hmget", e.keys.Saga(m.Partition, m.Env.SagaID), "version", "status", "mode", "h."+v, "record")
-	_ = e.batch.Do(ctx, cmd)
-	res, err := cmd.Result()
+	res, err := e.hmget(ctx, e.keys.Saga(m.Partition, m.Env.SagaID), "version", "status", "mode", "h."+v, "record")
 	if err != nil {
-		return head{}, fmt.Errorf("read saga: %w", err)
+		return head{}, err
 	}
 	str := func(i int) string { s, _ := res[i].(string); return s }
 	h := head{found: res[0] != nil, status: str(1), mode: str(2), record: str(4)}

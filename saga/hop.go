@@ -312,11 +312,12 @@ func (e *Engine) commitHop(ctx context.Context, m *streams.Message, c *patch, co
 	return res, err
 }
 
-// completing makes the last step's success complete its saga in the same
-// transition: the steps' Finally operations run first (their outside
-// effects after the check that m is the message the saga waits for), and
-// their writes join the step's. No hop of the owner follows. It returns
-// done when m was dealt with (late, refused, or its saga gone).
+// completing prepares r to complete m's saga in its transition — the last
+// step's success, or the owner's completion (complete): the steps' Finally
+// operations run first (their outside effects after the check that m is
+// the message the saga waits for), their writes join r's, and r learns the
+// saga's record. It returns done when m was dealt with (late, refused, or
+// its saga gone).
 //
 // The step's effect must not be able to fail in the commit once Finally
 // operations have acted outside it, so a step that takes with such Finally
@@ -361,30 +362,15 @@ func hasTake(ws []resolvedWrite) bool {
 // its record marked and its completed event published, in one transition.
 func (e *Engine) complete(ctx context.Context, m *streams.Message, rt route) error {
 	d, env := rt.def, m.Env
-	h, err := e.head(ctx, m) // the record's reference, and the check of checkFinals
-	if err != nil {
+	r := &run{} // nothing outside the transition: a late copy is only acknowledged
+	if done, err := e.completing(ctx, m, d, r, nil); done {
 		return err
 	}
-	if e.checkFinals(d) {
-		standing, why := h.standing(env.SagaVersion, env.SagaMode, env.Type, env.EventID, false)
-		e.countLate(standing)
-		switch standing {
-		case late:
-			return e.ack(ctx, m)
-		case foreign, gone:
-			return e.refuse(ctx, m, standing, why)
-		}
-	}
-	local, err := e.finals(ctx, d, m.Partition, env.SagaID, env.Data, nil)
-	if err != nil {
-		return err
-	}
-	ref := h.record
 	c := newPatch(d.Type, env.SagaID, env.SagaMode, m.Partition, StatusInProgress)
-	c.record = ref
+	c.record = r.record
 	c.to(StatusCompleted).ends(RecordCompleted, "").
 		publish(e, d.Completed, env.Data, env.EventID)
-	return e.settle(ctx, m, d, -1, Execute, &run{local: local}, func(r *run) (scriptResult, error) {
+	return e.settle(ctx, m, d, -1, Execute, r, func(r *run) (scriptResult, error) {
 		return e.commitHop(ctx, m, c, -1, r)
 	})
 }

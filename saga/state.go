@@ -73,16 +73,9 @@ func (e *Engine) Get(ctx context.Context, sagaID string) (*State, error) {
 // them): a State with only those filled in, step statuses PENDING unless
 // read.
 func (e *Engine) getFields(ctx context.Context, sagaID string, fields ...string) (*State, error) {
-	args := make([]any, 0, 2+len(fields))
-	args = append(args, "hmget", e.keys.Saga(e.keys.PartitionOf(sagaID), sagaID))
-	for _, f := range fields {
-		args = append(args, f)
-	}
-	cmd := redis.NewSliceCmd(ctx, args...)
-	_ = e.batch.Do(ctx, cmd)
-	res, err := cmd.Result()
+	res, err := e.hmget(ctx, e.keys.Saga(e.keys.PartitionOf(sagaID), sagaID), fields...)
 	if err != nil {
-		return nil, fmt.Errorf("read saga: %w", err)
+		return nil, err
 	}
 	h := make(map[string]string, len(fields))
 	for i, v := range res {
@@ -94,6 +87,23 @@ func (e *Engine) getFields(ctx context.Context, sagaID string, fields ...string)
 		return nil, ErrNotFound
 	}
 	return e.parseState(sagaID, h), nil
+}
+
+// hmget reads fields of a saga hash, through the batcher: the reads of the
+// hops a worker runs at once share their round trips.
+func (e *Engine) hmget(ctx context.Context, key string, fields ...string) ([]any, error) {
+	args := make([]any, 0, 2+len(fields))
+	args = append(args, "hmget", key)
+	for _, f := range fields {
+		args = append(args, f)
+	}
+	cmd := redis.NewSliceCmd(ctx, args...)
+	_ = e.batch.Do(ctx, cmd)
+	res, err := cmd.Result()
+	if err != nil {
+		return nil, fmt.Errorf("read saga: %w", err)
+	}
+	return res, nil
 }
 
 // Status reads only a saga's status.
