@@ -74,8 +74,7 @@ func (a *API) Handler() http.Handler {
 	}})
 	route(mux, "/readyz", map[string]http.HandlerFunc{http.MethodGet: a.readyz})
 	if a.UI != nil {
-		mux.HandleFunc("GET /ui/{$}", a.UI.index)
-		mux.HandleFunc("GET /ui/sagas/{id}", a.UI.saga)
+		a.UI.register(mux)
 	}
 	if a.Metrics != nil {
 		route(mux, "/metrics", map[string]http.HandlerFunc{http.MethodGet: a.Metrics.ServeHTTP})

@@ -37,6 +37,12 @@ func NewUI(rdb redis.UniversalClient, engine *saga.Engine, streamKeys []string) 
 	return &UI{rdb: rdb, engine: engine, streams: streamKeys}
 }
 
+// register adds the console's routes.
+func (u *UI) register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /ui/{$}", u.index)
+	mux.HandleFunc("GET /ui/sagas/{id}", u.saga)
+}
+
 type uiPage struct {
 	Title    string
 	Statuses []string

@@ -99,6 +99,10 @@ type Config struct {
 	ClockOffset time.Duration `env:"CLOCK_OFFSET" envDefault:"0s"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	// AdminToken, when set, is the bearer token the API requires for its
+	// admin actions (retry, stock, dead-letter replay, console actions).
+	// Empty: admin actions are open (fine on a laptop, not in production).
+	AdminToken string `env:"ADMIN_TOKEN"`
 
 	// PaymentLimitCents: the fake gateway declines larger charges. Default 100000.
 	PaymentLimitCents int64 `env:"PAYMENT_LIMIT_CENTS" envDefault:"100000"`
