@@ -7,7 +7,6 @@ package ctl
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/config"
+	"github.com/streamsaga/streamsaga/internal/deadletter"
 	"github.com/streamsaga/streamsaga/internal/wiring"
 	"github.com/streamsaga/streamsaga/saga"
 	"github.com/streamsaga/streamsaga/streams"
@@ -100,7 +100,7 @@ func Run(ctx context.Context, args []string, env map[string]string, stdout, stde
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "sagactl: %v\n%s", err, usage)
 		return exitUsage
-	case errors.Is(err, saga.ErrNotFound), errors.Is(err, errNoEntry):
+	case errors.Is(err, saga.ErrNotFound), errors.Is(err, deadletter.ErrNotFound):
 		fmt.Fprintln(stderr, "sagactl:", err)
 		return exitNotFound
 	default:
@@ -113,7 +113,6 @@ type usageError string
 
 func (u usageError) Error() string { return string(u) }
 
-var errNoEntry = errors.New("no such dead letter")
 
 func (c *ctl) dispatch(ctx context.Context, args []string) error {
 	cmd, rest := args[0], args[1:]
@@ -291,30 +290,10 @@ func (c *ctl) pending(ctx context.Context, idle time.Duration) error {
 	})
 }
 
-type deadLetter struct {
-	Partition int               `json:"partition"`
-	ID        string            `json:"id"`
-	Fields    map[string]string `json:"fields"`
-}
-
-func toStrings(v map[string]any) map[string]string {
-	out := make(map[string]string, len(v))
-	for k, x := range v {
-		out[k] = fmt.Sprint(x)
-	}
-	return out
-}
-
 func (c *ctl) dlqList(ctx context.Context, limit int) error {
-	out := []deadLetter{}
-	for p := range c.ks.Partitions {
-		msgs, err := c.rdb.XRevRangeN(ctx, c.ks.DeadLetter(p), "+", "-", int64(limit)).Result()
-		if err != nil {
-			return fmt.Errorf("read dead letters: %w", err)
-		}
-		for _, m := range msgs {
-			out = append(out, deadLetter{Partition: p, ID: m.ID, Fields: toStrings(m.Values)})
-		}
+	out, err := deadletter.List(ctx, c.rdb, c.ks, limit)
+	if err != nil {
+		return err
 	}
 	return c.print(out, func(w io.Writer) {
 		fmt.Fprintln(w, "ID\tGROUP\tTYPE\tSAGA\tDELIVERIES\tERROR")
@@ -326,20 +305,12 @@ func (c *ctl) dlqList(ctx context.Context, limit int) error {
 }
 
 // findDead finds a dead letter by id in any partition.
-func (c *ctl) findDead(ctx context.Context, id string) (*deadLetter, error) {
-	for p := range c.ks.Partitions {
-		msgs, err := c.rdb.XRangeN(ctx, c.ks.DeadLetter(p), id, id, 1).Result()
-		if err != nil {
-			if strings.Contains(err.Error(), "Invalid stream ID") {
-				return nil, usageError("not a stream entry id: " + id)
-			}
-			return nil, fmt.Errorf("read dead letter: %w", err)
-		}
-		if len(msgs) == 1 {
-			return &deadLetter{Partition: p, ID: id, Fields: toStrings(msgs[0].Values)}, nil
-		}
+func (c *ctl) findDead(ctx context.Context, id string) (*deadletter.Letter, error) {
+	d, err := deadletter.Find(ctx, c.rdb, c.ks, id)
+	if errors.Is(err, deadletter.ErrBadID) {
+		return nil, usageError("not a stream entry id: " + id)
 	}
-	return nil, fmt.Errorf("%w: %s", errNoEntry, id)
+	return d, err
 }
 
 func (c *ctl) dlqShow(ctx context.Context, id string) error {
@@ -362,32 +333,14 @@ func (c *ctl) dlqShow(ctx context.Context, id string) error {
 // dlqReplay publishes a dead letter's original entry on its stream again
 // and removes it from the dead-letter stream, in one script.
 func (c *ctl) dlqReplay(ctx context.Context, id string) error {
-	d, err := c.findDead(ctx, id)
+	if !deadletter.ValidID(id) {
+		return usageError("not a stream entry id: " + id)
+	}
+	r, err := deadletter.Replay(ctx, c.rdb, c.ks, id)
 	if err != nil {
 		return err
 	}
-	source := d.Fields["source_stream"]
-	if c.ks.PartitionOfKey(source) != d.Partition {
-		return fmt.Errorf("dead letter %s names no stream of its partition", id)
-	}
-	var fields []any
-	for k, v := range d.Fields {
-		switch k {
-		case "group", "error", "deliveries", "source_stream", "source_id", "truncated":
-			continue
-		}
-		fields = append(fields, strings.TrimPrefix(k, "orig_"), v)
-	}
-	newID, err := replayScript.Run(ctx, c.rdb, []string{c.ks.DeadLetter(d.Partition), source}, append([]any{id}, fields...)...).Text()
-	if err != nil {
-		return fmt.Errorf("replay: %w", err)
-	}
-	return c.print(map[string]string{"replayed": id, "stream": source, "id": newID}, func(w io.Writer) {
-		fmt.Fprintf(w, "replayed %s on %s as %s\n", id, source, newID)
+	return c.print(r, func(w io.Writer) {
+		fmt.Fprintf(w, "replayed %s on %s as %s\n", r.Replayed, r.Stream, r.ID)
 	})
 }
-
-//go:embed replay.lua
-var replaySource string
-
-var replayScript = redis.NewScript(replaySource)
