@@ -113,7 +113,6 @@ type usageError string
 
 func (u usageError) Error() string { return string(u) }
 
-
 func (c *ctl) dispatch(ctx context.Context, args []string) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
