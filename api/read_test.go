@@ -64,6 +64,8 @@ func TestReadEndpoints(t *testing.T) {
 		Mode        string          `json:"mode"`
 		CurrentStep *int            `json:"currentStep"`
 		Status      string          `json:"status"`
+		Reason      string          `json:"reason"`
+		FirstReason string          `json:"firstReason"`
 		Context     json.RawMessage `json:"context"`
 		Steps       []struct {
 			Name, Status string
@@ -75,8 +77,12 @@ func TestReadEndpoints(t *testing.T) {
 	if code, err := s.Do(http.MethodGet, "/sagas/"+bad.SagaID, nil, nil, &sg); err != nil || code != 200 {
 		t.Fatalf("GET /sagas: %d %v", code, err)
 	}
-	if sg.SagaID != bad.SagaID || sg.Type != "ORDER_SAGA" || sg.Mode != "choreography" || sg.CurrentStep == nil ||
-		sg.Status != "COMPENSATED" || len(sg.Context) == 0 || sg.CreatedAt == "" || sg.UpdatedAt == "" {
+	// The saga stopped at the charge, which was declined: its current step
+	// and its one reason say so.
+	const declined = "payment declined: amount over the gateway limit"
+	if sg.SagaID != bad.SagaID || sg.Type != "ORDER_SAGA" || sg.Mode != "choreography" || sg.CurrentStep == nil || *sg.CurrentStep != 1 ||
+		sg.Status != "COMPENSATED" || sg.Reason != declined || sg.FirstReason != declined ||
+		len(sg.Context) == 0 || sg.CreatedAt == "" || sg.UpdatedAt == "" {
 		t.Errorf("saga %+v", sg)
 	}
 	wantSteps := []string{"createOrder:COMPENSATED", "chargePayment:FAILED", "reserveStock:PENDING", "createShipment:PENDING"}

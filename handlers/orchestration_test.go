@@ -49,7 +49,7 @@ func TestCompensationRetriedUntilItSucceeds(t *testing.T) {
 	s.MustCheck([]sagatest.Placed{o}, initial)
 	s.MustOutcomes([]sagatest.Placed{o}, []string{handlers.OrderStatusCancelled})
 	st, _ := s.Product.Engine.Get(context.Background(), o.SagaID)
-	if st.Status != saga.StatusCompensated || st.Steps[1].Status != saga.StepCompensated || st.Steps[1].Attempts != 2 {
+	if st.Status != saga.StatusCompensated || st.Steps[1].Status != saga.StepCompensated || st.Steps[1].Attempts() != 2 {
 		t.Fatalf("saga %s, payment step %+v", st.Status, st.Steps[1])
 	}
 	want := "payment.charge stock.reserve payment.refund retry.scheduled payment.refund retry.scheduled payment.refund order.cancel order.cancelled"
@@ -96,7 +96,7 @@ func TestFailedCompensationThenOperatorRetry(t *testing.T) {
 	ctx := context.Background()
 	v, _ := s.Product.Orders.Get(ctx, o.OrderID)
 	st, _ := s.Product.Engine.Get(ctx, o.SagaID)
-	if v.Status != handlers.OrderStatusFailed || st.Status != saga.StatusFailed || st.Steps[1].Attempts != 3 {
+	if v.Status != handlers.OrderStatusFailed || st.Status != saga.StatusFailed || st.Steps[1].Attempts() != 3 {
 		t.Fatalf("order %s, saga %s, steps %+v", v.Status, st.Status, st.Steps)
 	}
 	alerts, err := s.RDB.XRange(ctx, s.KS.Alerts(s.KS.PartitionOf(o.SagaID)), "-", "+").Result()
@@ -167,6 +167,13 @@ func TestPoisonCommandCompensatesTheStepInFlight(t *testing.T) {
 	}
 	if got, want := flow(t, s, o.SagaID), "payment.charge payment.refund order.cancel order.cancelled"; got != want {
 		t.Fatalf("flow %q, want %q", got, want)
+	}
+	// The charge never took effect: the step is FAILED, the saga stopped
+	// at it, and its compensation ran as a refund of nothing.
+	charge := st.Steps[1]
+	if st.CurrentStep != 1 || charge.Status != saga.StepFailed || len(charge.Result) != 0 || charge.Compensation == nil ||
+		charge.Compensation.Status != saga.CompensationCompleted || !strings.Contains(string(charge.Compensation.Result), `"refund":"null"`) {
+		t.Fatalf("current step %d, charge step %+v, compensation %+v", st.CurrentStep, charge, charge.Compensation)
 	}
 	l, _ := s.Product.Gateway.Ledger(ctx, o.SagaID)
 	if l.Charge != "" || l.Refund != "null" {

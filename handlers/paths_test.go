@@ -44,22 +44,27 @@ func fourPathsOn(t *testing.T, s *sagatest.System, mode string) []sagatest.Place
 		orderStatus string
 		sagaStatus  string
 		steps       []string
-		reason      string
+		// current is the step the saga failed at (the last for a happy one)
+		current int
+		// compensations are the statuses of the steps' compensations, ""
+		// for none
+		compensations []string
+		reason        string
 		// orchestration: the commands and final event, in order
 		flow string
 	}
 	paths := []path{
 		{"happy", []sagatest.Item{sagatest.I("sku-a", 2, 1250)}, handlers.OrderStatusCompleted, saga.StatusCompleted,
-			[]string{"COMPLETED", "COMPLETED", "COMPLETED", "COMPLETED"}, "",
+			[]string{"COMPLETED", "COMPLETED", "COMPLETED", "COMPLETED"}, 3, []string{"", "", "", ""}, "",
 			"payment.charge stock.reserve shipment.create order.completed"},
 		{"payment declined", []sagatest.Item{sagatest.I("sku-a", 1, 100001)}, handlers.OrderStatusCancelled, saga.StatusCompensated,
-			[]string{"COMPENSATED", "FAILED", "PENDING", "PENDING"}, "payment declined: amount over the gateway limit",
+			[]string{"COMPENSATED", "FAILED", "PENDING", "PENDING"}, 1, []string{"COMPLETED", "", "", ""}, "payment declined: amount over the gateway limit",
 			"payment.charge order.cancel order.cancelled"},
 		{"stock short", []sagatest.Item{sagatest.I("sku-a", 1, 10), sagatest.I("sku-scarce", 2, 10)}, handlers.OrderStatusCancelled, saga.StatusCompensated,
-			[]string{"COMPENSATED", "COMPENSATED", "FAILED", "PENDING"}, "stock insufficient: sku-scarce",
+			[]string{"COMPENSATED", "COMPENSATED", "FAILED", "PENDING"}, 2, []string{"COMPLETED", "COMPLETED", "", ""}, "stock insufficient: sku-scarce",
 			"payment.charge stock.reserve payment.refund order.cancel order.cancelled"},
 		{"shipment failed", []sagatest.Item{sagatest.I("sku-b", 1001, 1)}, handlers.OrderStatusCancelled, saga.StatusCompensated,
-			[]string{"COMPENSATED", "COMPENSATED", "COMPENSATED", "FAILED"}, "shipment failed: too many units for one shipment",
+			[]string{"COMPENSATED", "COMPENSATED", "COMPENSATED", "FAILED"}, 3, []string{"COMPLETED", "COMPLETED", "COMPLETED", ""}, "shipment failed: too many units for one shipment",
 			"payment.charge stock.reserve shipment.create stock.release payment.refund order.cancel order.cancelled"},
 	}
 	var placed []sagatest.Placed
@@ -100,11 +105,22 @@ func fourPathsOn(t *testing.T, s *sagatest.System, mode string) []sagatest.Place
 		if v.Reason != p.reason || st.Reason != p.reason {
 			t.Errorf("%s: reason %q / %q, want %q", p.name, v.Reason, st.Reason, p.reason)
 		}
+		if st.FirstReason != p.reason || st.CurrentStep != p.current {
+			t.Errorf("%s: first reason %q, current step %d; want %q, %d", p.name, st.FirstReason, st.CurrentStep, p.reason, p.current)
+		}
 		for j, want := range p.steps {
 			if st.Steps[j].Status != want {
 				t.Errorf("%s: step %s is %s, want %s", p.name, st.Steps[j].Name, st.Steps[j].Status, want)
 			}
+			got := ""
+			if c := st.Steps[j].Compensation; c != nil {
+				got = c.Status
+			}
+			if got != p.compensations[j] {
+				t.Errorf("%s: step %s's compensation %q, want %q", p.name, st.Steps[j].Name, got, p.compensations[j])
+			}
 		}
+		checkResults(t, p.name, st)
 		if mode == event.ModeChoreography && (len(st.History) < 2 || st.History[0].Type != handlers.OrderCreated) {
 			t.Errorf("%s: history %+v does not start with order.created", p.name, st.History)
 		}
@@ -176,5 +192,30 @@ func TestRandomFailuresCompensate(t *testing.T) {
 	}
 	if !reasons["payment declined: declined by the gateway"] || !reasons["shipment failed: carrier refused the shipment"] {
 		t.Errorf("reasons %v lack a random decline or a random shipment failure", reasons)
+	}
+}
+
+// checkResults checks that each step that ran kept its forward result, and
+// that each compensation that ran kept its own: the charge names its
+// payment, a refund how much it gave back.
+func checkResults(t *testing.T, name string, st *saga.State) {
+	t.Helper()
+	want := []struct{ forward, compensation string }{
+		{"", ""}, // createOrder: done by the API; cancelling it returns nothing
+		{`"payment_id":"pay-`, `"refund":"refunded"`},
+		{`"reserved_units":`, `"released_units":`},
+		{`"shipment_id":`, `"cancel":"cancelled"`},
+	}
+	for j, s := range st.Steps {
+		ran := s.Status == saga.StepCompleted || s.Status == saga.StepCompensated
+		if ran && !strings.Contains(string(s.Result), want[j].forward) {
+			t.Errorf("%s: step %s %s, result %s, want it to hold %s", name, s.Name, s.Status, s.Result, want[j].forward)
+		}
+		if s.Status == saga.StepCompensated && !strings.Contains(string(s.Compensation.Result), want[j].compensation) {
+			t.Errorf("%s: step %s compensated with result %s, want it to hold %s", name, s.Name, s.Compensation.Result, want[j].compensation)
+		}
+		if s.Status == saga.StepFailed && len(s.Result) > 0 {
+			t.Errorf("%s: step %s failed with a result %s", name, s.Name, s.Result)
+		}
 	}
 }

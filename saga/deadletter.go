@@ -58,11 +58,30 @@ func (e *Engine) DeadLetter(ctx context.Context, m *streams.Message, reason stri
 		// foreign entry.
 		return e.deadLetterOnly(ctx, m, dead, undoAlert(m, reason))
 	}
-	c := newPatch(st.Type, st.SagaID, st.Mode, m.Partition, st.Status)
-	c.record = st.Record
+	c := newPatch(st.Type, st.SagaID, st.Mode, m.Partition, st.Status).of(st)
 	why := "dead-lettered " + m.Env.Type + ": " + reason
-	if err := e.giveUp(c, d, st, why, m.Env.Type, m.Env.EventID, false); err != nil {
-		return err
+	if st.Status == StatusInProgress {
+		if err := e.giveUp(c, d, st, why, m.Env.Type, m.Env.EventID, false); err != nil {
+			return err
+		}
+	} else {
+		// A compensation's message failed every delivery: that
+		// compensation failed for good.
+		j := d.compensatedBy(typ)
+		if j < 0 {
+			j = st.compensating // a reply: its command is the one in flight
+		}
+		// Refusals were shown as they came (tried), with their reason; other
+		// failed deliveries (errors) count here, with the dead letter's.
+		tries, err := int(max(m.Deliveries-1, 1)), reason
+		if j >= 0 && j < len(st.Steps) {
+			s, last := st.Steps[j], reason
+			if s.tries() > 0 && s.Compensation.Error != "" {
+				tries, err, last = 0, "", s.Compensation.Error
+			}
+			why = fmt.Sprintf("compensation of %s failed %d times: %s (%s)", d.Steps[j].Name, s.Attempts()+tries, last, why)
+		}
+		c.compensationFailed(d, st, j, tries, err, m.Env.Type, why)
 	}
 	keys := append(c.keys(e), m.Stream, e.keys.DeadLetter(m.Partition))
 	args := []any{m.Group, m.ID, m.Env.SagaVersion, identity(m.Env.SagaMode, typ, id)}

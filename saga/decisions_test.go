@@ -45,7 +45,7 @@ func testEngine(t testing.TB) (*Engine, *definition) {
 // completed, the others pending.
 func sagaAt(mode, status string, k int) *State {
 	st := &State{SagaID: "s-1", Type: "GEAR_SAGA", Mode: mode, Status: status, CurrentStep: k, Version: 7,
-		Context: json.RawMessage(`{"n":1}`)}
+		Context: json.RawMessage(`{"n":1}`), compensating: k}
 	for i, name := range []string{"order", "pay", "pack", "ship"} {
 		ss := StepState{Name: name, Status: StepPending}
 		if i < k {
@@ -62,7 +62,9 @@ type decision struct {
 	emit    string // the event or command published, "" for none
 	step    string // a command's "<step>/<phase>"
 	current string // current_step written, "" for unchanged
+	back    string // compensating_step written (the step compensated next), "" for unchanged
 	set     string // step statuses written, "i=STATUS ..." in order
+	comp    string // compensation statuses written, "i=STATUS ..." in order
 	alert   bool
 	history string // recorded without publishing
 	retry   time.Duration
@@ -71,17 +73,23 @@ type decision struct {
 func decide(t *testing.T, c *patch) decision {
 	t.Helper()
 	d := decision{status: c.status, alert: c.alert != nil, retry: c.retry}
-	var set []string
+	var set, comp []string
 	for i := 0; i+1 < len(c.fields); i += 2 {
 		k, v := fmt.Sprint(c.fields[i]), fmt.Sprint(c.fields[i+1])
 		if n, ok := strings.CutPrefix(k, "step."); ok && strings.HasSuffix(n, ".status") {
 			set = append(set, strings.TrimSuffix(n, ".status")+"="+v)
 		}
-		if k == "current_step" {
+		if n, ok := strings.CutPrefix(k, "step."); ok && strings.HasSuffix(n, ".compensation") {
+			comp = append(comp, strings.TrimSuffix(n, ".compensation")+"="+v)
+		}
+		switch k {
+		case "current_step":
 			d.current = v
+		case "compensating_step":
+			d.back = v
 		}
 	}
-	d.set = strings.Join(set, " ")
+	d.set, d.comp = strings.Join(set, " "), strings.Join(comp, " ")
 	if c.msg != nil {
 		d.emit = c.msg.Type
 		var cmd commandData
@@ -101,7 +109,9 @@ func TestGiveUp(t *testing.T) {
 		chor = event.ModeChoreography
 		comp = StatusCompensating
 	)
-	failed := decision{status: StatusFailed, alert: true, history: "saga.failed"}
+	failedAt := func(step string) decision {
+		return decision{status: StatusFailed, alert: true, history: "saga.failed", comp: step + "=FAILED"}
+	}
 	cases := []struct {
 		name    string
 		mode    string
@@ -111,55 +121,58 @@ func TestGiveUp(t *testing.T) {
 		want    decision
 	}{
 		// Orchestration, dead letter: the step in flight is compensated
-		// first (its effect is unknown), unless nothing undoes it.
+		// first (its effect is unknown), unless nothing undoes it. The
+		// step in flight stays the saga's current step; compensation moves
+		// its own cursor.
 		{"orch/dead/order", orch, StatusInProgress, 0, false,
-			decision{status: comp, emit: "cmd.order.compensate", step: "0/compensate", current: "0", set: "0=FAILED"}},
+			decision{status: comp, emit: "cmd.order.compensate", step: "0/compensate", current: "0", back: "0", set: "0=FAILED"}},
 		{"orch/dead/pay", orch, StatusInProgress, 1, false,
-			decision{status: comp, emit: "cmd.pay.compensate", step: "1/compensate", current: "1", set: "1=FAILED"}},
+			decision{status: comp, emit: "cmd.pay.compensate", step: "1/compensate", current: "1", back: "1", set: "1=FAILED"}},
 		{"orch/dead/pack has no compensation", orch, StatusInProgress, 2, false,
-			decision{status: comp, emit: "cmd.pay.compensate", step: "1/compensate", current: "1", set: "2=FAILED"}},
+			decision{status: comp, emit: "cmd.pay.compensate", step: "1/compensate", current: "2", back: "1", set: "2=FAILED"}},
 		{"orch/dead/ship", orch, StatusInProgress, 3, false,
-			decision{status: comp, emit: "cmd.ship.compensate", step: "3/compensate", current: "3", set: "3=FAILED"}},
+			decision{status: comp, emit: "cmd.ship.compensate", step: "3/compensate", current: "3", back: "3", set: "3=FAILED"}},
 		// Orchestration, timeout: the service may be down; the steps before
 		// are compensated at once (the late effect is undone when it lands).
 		{"orch/timeout/order", orch, StatusInProgress, 0, true,
-			decision{status: StatusCompensated, emit: "gear.undone", set: "0=FAILED"}},
+			decision{status: StatusCompensated, emit: "gear.undone", current: "0", set: "0=FAILED"}},
 		{"orch/timeout/pay", orch, StatusInProgress, 1, true,
-			decision{status: comp, emit: "cmd.order.compensate", step: "0/compensate", current: "0", set: "1=FAILED"}},
+			decision{status: comp, emit: "cmd.order.compensate", step: "0/compensate", current: "1", back: "0", set: "1=FAILED"}},
 		{"orch/timeout/pack", orch, StatusInProgress, 2, true,
-			decision{status: comp, emit: "cmd.pay.compensate", step: "1/compensate", current: "1", set: "2=FAILED"}},
+			decision{status: comp, emit: "cmd.pay.compensate", step: "1/compensate", current: "2", back: "1", set: "2=FAILED"}},
 		{"orch/timeout/ship skips pack", orch, StatusInProgress, 3, true,
-			decision{status: comp, emit: "cmd.pay.compensate", step: "1/compensate", current: "1", set: "3=FAILED"}},
-		{"orch/compensating", orch, comp, 1, true, failed},
-		{"orch/compensating/dead", orch, comp, 1, false, failed},
+			decision{status: comp, emit: "cmd.pay.compensate", step: "1/compensate", current: "3", back: "1", set: "3=FAILED"}},
+		// Compensating: the compensation in flight failed for good.
+		{"orch/compensating", orch, comp, 1, true, failedAt("1")},
+		{"orch/compensating/dead", orch, comp, 1, false, failedAt("1")},
 		// Choreography, dead letter: the event that makes the step's own
 		// service compensate it first (the next step's failure; for the
 		// last step, its abandoned event); a step with nothing to undo
 		// hands over to the one before.
 		{"chor/dead/order", chor, StatusInProgress, 0, false,
-			decision{status: comp, emit: "pay.failed", current: "0", set: "0=FAILED"}},
+			decision{status: comp, emit: "pay.failed", current: "0", back: "0", set: "0=FAILED"}},
 		{"chor/dead/pay", chor, StatusInProgress, 1, false,
-			decision{status: comp, emit: "pack.failed", current: "0", set: "1=FAILED"}},
+			decision{status: comp, emit: "pack.failed", current: "1", back: "1", set: "1=FAILED"}},
 		{"chor/dead/pack has no compensation", chor, StatusInProgress, 2, false,
-			decision{status: comp, emit: "pack.failed", current: "1", set: "2=FAILED"}},
+			decision{status: comp, emit: "pack.failed", current: "2", back: "1", set: "2=FAILED"}},
 		{"chor/dead/ship", chor, StatusInProgress, 3, false,
-			decision{status: comp, emit: "ship.abandoned", current: "2", set: "3=FAILED"}},
+			decision{status: comp, emit: "ship.abandoned", current: "3", back: "3", set: "3=FAILED"}},
 		// Choreography, timeout: the step's own failure event, which the
 		// step before compensates on; nothing before: the saga ends.
 		{"chor/timeout/order, nothing before", chor, StatusInProgress, 0, true,
-			decision{status: StatusCompensated, emit: "gear.undone", set: "0=FAILED"}},
+			decision{status: StatusCompensated, emit: "gear.undone", current: "0", set: "0=FAILED"}},
 		{"chor/timeout/pay", chor, StatusInProgress, 1, true,
-			decision{status: comp, emit: "pay.failed", current: "0", set: "1=FAILED"}},
+			decision{status: comp, emit: "pay.failed", current: "1", back: "0", set: "1=FAILED"}},
 		{"chor/timeout/pack", chor, StatusInProgress, 2, true,
-			decision{status: comp, emit: "pack.failed", current: "1", set: "2=FAILED"}},
+			decision{status: comp, emit: "pack.failed", current: "2", back: "1", set: "2=FAILED"}},
 		{"chor/timeout/ship", chor, StatusInProgress, 3, true,
-			decision{status: comp, emit: "ship.failed", current: "2", set: "3=FAILED"}},
+			decision{status: comp, emit: "ship.failed", current: "3", back: "1", set: "3=FAILED"}},
 		// Every step completed, the end is pending: the last step's effect
 		// is known, so its own compensation runs, and it stays COMPLETED
 		// until then.
 		{"chor/timeout/all done", chor, StatusInProgress, 4, true,
-			decision{status: comp, emit: "ship.abandoned", current: "2"}},
-		{"chor/compensating", chor, comp, 2, true, failed},
+			decision{status: comp, emit: "ship.abandoned", current: "3", back: "3"}},
+		{"chor/compensating", chor, comp, 2, true, failedAt("2")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,29 +198,39 @@ func TestAdvance(t *testing.T) {
 		name     string
 		at       int // the saga's current step
 		attempts int // failed tries of the step's compensation so far
+		redriven int // of which before an operator's last retry
 		reply    replyData
 		want     decision
 	}{
-		{"order done", 0, 0, replyData{Step: 0, Phase: "execute", OK: true},
+		{"order done", 0, 0, 0, replyData{Step: 0, Phase: "execute", OK: true},
 			decision{emit: "cmd.pay", step: "1/execute", current: "1", set: "0=COMPLETED"}},
-		{"pack done", 2, 0, replyData{Step: 2, Phase: "execute", OK: true},
+		{"pack done", 2, 0, 0, replyData{Step: 2, Phase: "execute", OK: true},
 			decision{emit: "cmd.ship", step: "3/execute", current: "3", set: "2=COMPLETED"}},
-		{"last step done", 3, 0, replyData{Step: 3, Phase: "execute", OK: true},
+		{"last step done", 3, 0, 0, replyData{Step: 3, Phase: "execute", OK: true},
 			decision{status: StatusCompleted, emit: "gear.done", set: "3=COMPLETED"}},
-		{"order refused", 0, 0, replyData{Step: 0, Phase: "execute"},
-			decision{status: StatusCompensated, emit: "gear.undone", set: "0=FAILED"}},
-		{"pay refused", 1, 0, replyData{Step: 1, Phase: "execute"},
-			decision{status: comp, emit: "cmd.order.compensate", step: "0/compensate", current: "0", set: "1=FAILED"}},
-		{"ship refused skips pack", 3, 0, replyData{Step: 3, Phase: "execute"},
-			decision{status: comp, emit: "cmd.pay.compensate", step: "1/compensate", current: "1", set: "3=FAILED"}},
-		{"pay refunded", 1, 0, replyData{Step: 1, Phase: "compensate", OK: true},
-			decision{status: comp, emit: "cmd.order.compensate", step: "0/compensate", current: "0", set: "1=COMPENSATED"}},
-		{"order cancelled", 0, 0, replyData{Step: 0, Phase: "compensate", OK: true},
-			decision{status: StatusCompensated, emit: "gear.undone", set: "0=COMPENSATED"}},
-		{"refund refused, retried", 1, 1, replyData{Step: 1, Phase: "compensate", Reason: "no"},
-			decision{retry: 200 * time.Millisecond, history: "retry.scheduled"}},
-		{"refund refused for good", 1, 2, replyData{Step: 1, Phase: "compensate", Reason: "no"},
-			decision{status: StatusFailed, set: "1=FAILED", alert: true, history: "saga.failed"}},
+		{"order refused", 0, 0, 0, replyData{Step: 0, Phase: "execute"},
+			decision{status: StatusCompensated, emit: "gear.undone", current: "0", set: "0=FAILED"}},
+		{"pay refused", 1, 0, 0, replyData{Step: 1, Phase: "execute"},
+			decision{status: comp, emit: "cmd.order.compensate", step: "0/compensate", current: "1", back: "0", set: "1=FAILED"}},
+		{"ship refused skips pack", 3, 0, 0, replyData{Step: 3, Phase: "execute"},
+			decision{status: comp, emit: "cmd.pay.compensate", step: "1/compensate", current: "3", back: "1", set: "3=FAILED"}},
+		// A compensation keeps the step's result: it sets its own.
+		{"pay refunded", 1, 0, 0, replyData{Step: 1, Phase: "compensate", OK: true},
+			decision{status: comp, emit: "cmd.order.compensate", step: "0/compensate", back: "0", set: "1=COMPENSATED", comp: "1=COMPLETED"}},
+		{"order cancelled", 0, 0, 0, replyData{Step: 0, Phase: "compensate", OK: true},
+			decision{status: StatusCompensated, emit: "gear.undone", set: "0=COMPENSATED", comp: "0=COMPLETED"}},
+		{"refund refused, retried", 1, 1, 0, replyData{Step: 1, Phase: "compensate", Reason: "no"},
+			decision{retry: 200 * time.Millisecond, history: "retry.scheduled", comp: "1=PENDING"}},
+		// The step keeps its status (COMPLETED: its effect is in place); its
+		// compensation says it failed.
+		{"refund refused for good", 1, 2, 0, replyData{Step: 1, Phase: "compensate", Reason: "no"},
+			decision{status: StatusFailed, comp: "1=FAILED", alert: true, history: "saga.failed"}},
+		// After an operator's retry only the tries since count against the
+		// limit.
+		{"refund refused after a retry", 1, 4, 4, replyData{Step: 1, Phase: "compensate", Reason: "no"},
+			decision{retry: 100 * time.Millisecond, history: "retry.scheduled", comp: "1=PENDING"}},
+		{"refund refused for good after a retry", 1, 5, 3, replyData{Step: 1, Phase: "compensate", Reason: "no"},
+			decision{status: StatusFailed, comp: "1=FAILED", alert: true, history: "saga.failed"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,7 +238,10 @@ func TestAdvance(t *testing.T) {
 			st := sagaAt(event.ModeOrchestration, StatusInProgress, tc.at)
 			if tc.reply.Phase == "compensate" {
 				st.Status = comp
-				st.Steps[tc.at].Attempts = tc.attempts
+				if tc.attempts > 0 {
+					st.Steps[tc.at].Compensation = &Compensation{Status: CompensationPending, Attempts: tc.attempts}
+					st.Steps[tc.at].redriven = tc.redriven
+				}
 				st.Steps[tc.at].Status = StepCompleted
 			}
 			c := newPatch(st.Type, st.SagaID, st.Mode, 0, st.Status)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // definition is a saga type as the engine runs it: the declaration made
@@ -134,6 +135,18 @@ func (d *definition) prevCompensable(k int) int {
 	for j := k - 1; j >= 0; j-- {
 		if d.Steps[j].CanCompensate {
 			return j
+		}
+	}
+	return -1
+}
+
+// compensatedBy is the step whose compensation runs on the message typ (a
+// choreography event its service compensates on, or an orchestration
+// compensation command), or -1.
+func (d *definition) compensatedBy(typ string) int {
+	for key, r := range d.routes {
+		if r.kind == routeStep && r.phase == Compensate && strings.HasSuffix(key, "|"+typ) {
+			return r.step
 		}
 	}
 	return -1

@@ -36,6 +36,7 @@ var (
 	retryScript      = luaScript("retry.lua", true)
 	deadLetterScript = luaScript("deadletter.lua", true)
 	onceScript       = luaScript("once.lua", true)
+	triedScript      = luaScript("tried.lua", true)
 	effectScript     = luaScript("effect.lua", true)
 	forwardScript    = luaScript("forward.lua", false)
 	missingScript    = luaScript("missing.lua", false)
@@ -75,12 +76,20 @@ const (
 // Statuses lists every saga status.
 var Statuses = []string{StatusInProgress, StatusCompensating, StatusCompleted, StatusCompensated, StatusFailed}
 
-// Step statuses.
+// Step statuses as State shows them. A step is PENDING until its forward
+// action ran; then COMPLETED, or FAILED (the action failed, or the saga
+// gave up on it: dead letter, timeout); COMPENSATED once the effect of a
+// COMPLETED step was undone; COMPENSATION_FAILED when its compensation
+// failed for good (the saga is FAILED and the step's effect may remain).
+// The saga hash keeps the forward outcome in step.<i>.status and the
+// compensation's in step.<i>.compensation: COMPENSATION_FAILED is only
+// shown.
 const (
-	StepPending     = "PENDING"
-	StepCompleted   = "COMPLETED"
-	StepCompensated = "COMPENSATED"
-	StepFailed      = "FAILED"
+	StepPending            = "PENDING"
+	StepCompleted          = "COMPLETED"
+	StepCompensated        = "COMPENSATED"
+	StepFailed             = "FAILED"
+	StepCompensationFailed = "COMPENSATION_FAILED"
 )
 
 // Record statuses the engine writes on a saga's record when it ends.
@@ -264,7 +273,7 @@ func (e *Engine) Keys() Keys { return e.keys }
 // Redis restarts without persistence (callers retry on NOSCRIPT).
 func (e *Engine) LoadScripts(ctx context.Context) error {
 	return streams.LoadScripts(ctx, e.rdb, startScript, hopScript, replyScript, sweepScript, redriveScript,
-		retryScript, deadLetterScript, onceScript, effectScript, forwardScript, missingScript)
+		retryScript, deadLetterScript, onceScript, triedScript, effectScript, forwardScript, missingScript)
 }
 
 // counters are what the engine did beyond plain hops, for logs and metrics.

@@ -215,17 +215,17 @@ func (e *Engine) decide(ctx context.Context, m *streams.Message, d *definition, 
 		if !r.out.ok {
 			// Compensations do not give up: retried, then dead-lettered (the
 			// saga becomes FAILED with an alert).
+			e.tried(ctx, m, k, r.out.reason)
 			return nil, -1, fmt.Errorf("compensation of %s refused: %s", d.Steps[k].Name, r.out.reason)
 		}
-		c := newPatch(d.Type, env.SagaID, env.SagaMode, m.Partition, st.Status)
-		c.record = st.Record
-		if st.Steps[k].Status == StepCompleted {
-			c.step(k, StepCompensated).result(k, r.result)
-		}
+		c := newPatch(d.Type, env.SagaID, env.SagaMode, m.Partition, st.Status).of(st)
+		c.compensated(k, st.Steps[k], r.result, d.Steps[k].Checked)
 		if j := lastCompleted(d, st, k); j >= 0 {
-			c.current(j).publish(e, d.Steps[k].Compensated, env.Data, env.EventID)
+			c.compensating(j).publish(e, d.Steps[k].Compensated, env.Data, env.EventID)
 		} else {
-			c.to(StatusCompensated).ends(RecordCancelled, st.Reason).
+			// The order was cancelled for its first failure, not for a
+			// compensation that failed before an operator's retry.
+			c.to(StatusCompensated).ends(RecordCancelled, st.firstReason()).
 				publish(e, d.Compensated, env.Data, env.EventID)
 		}
 		return c, k, nil
@@ -242,9 +242,10 @@ func (e *Engine) decide(ctx context.Context, m *streams.Message, d *definition, 
 			publish(e, d.Steps[k].Completed, env.Data, env.EventID)
 		return c, -1, nil
 	}
-	c.step(k, StepFailed).result(k, r.result).reason(r.out.reason)
+	// A saga in progress has no reason yet: this one is its first.
+	c.step(k, StepFailed).result(k, r.result).reason(r.out.reason).current(k)
 	if j := d.prevCompensable(k); j >= 0 {
-		c.to(StatusCompensating).current(j).
+		c.to(StatusCompensating).compensating(j).
 			publish(e, d.Steps[k].Failed, env.Data, env.EventID)
 		return c, -1, nil
 	}
@@ -259,11 +260,22 @@ func (e *Engine) decide(ctx context.Context, m *streams.Message, d *definition, 
 	return c, -1, nil
 }
 
+// tried shows a refused try of step k's compensation on its saga (tried.lua),
+// for the message m that stays pending for its next delivery. It is only
+// shown: the delivery is retried whether or not it was written.
+func (e *Engine) tried(ctx context.Context, m *streams.Message, k int, reason string) {
+	keys := []string{e.keys.Saga(m.Partition, m.Env.SagaID)}
+	args := []any{m.Env.SagaVersion, identity(m.Env.SagaMode, m.Env.Type, m.Env.EventID), k, reason}
+	if err := e.batch.Eval(ctx, triedScript, keys, args...).Err(); err != nil {
+		e.opts.Logger.WarnContext(ctx, "record a refused compensation", "saga_id", m.Env.SagaID, "step", k, "err", err)
+	}
+}
+
 // lastCompleted is the nearest step before k that completed and has a
 // compensation, or -1.
 func lastCompleted(d *definition, st *State, k int) int {
 	for j := k - 1; j >= 0; j-- {
-		if d.Steps[j].CanCompensate && j < len(st.Steps) && st.Steps[j].Status == StepCompleted {
+		if d.Steps[j].CanCompensate && j < len(st.Steps) && st.Steps[j].forward() == StepCompleted {
 			return j
 		}
 	}

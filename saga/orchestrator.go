@@ -125,8 +125,7 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 	if d == nil || r.Step < 0 || r.Step >= len(d.Steps) || r.Step >= len(st.Steps) || !answers(d.Steps[r.Step], r) {
 		return e.reject(ctx, m, fmt.Sprintf("a %s reply for step %d that command %s did not ask for", r.Phase, r.Step, r.Command))
 	}
-	c := newPatch(st.Type, st.SagaID, st.Mode, m.Partition, st.Status)
-	c.record = st.Record
+	c := newPatch(st.Type, st.SagaID, st.Mode, m.Partition, st.Status).of(st)
 	if err := e.advance(c, d, st, r, m.Env.EventID); err != nil {
 		return err
 	}
@@ -164,7 +163,7 @@ func (e *Engine) handleReply(ctx context.Context, m *streams.Message) error {
 		e.applied(c)
 		if c.status == StatusFailed {
 			e.opts.Logger.WarnContext(ctx, "saga FAILED: a compensation failed for good", "saga_id", st.SagaID,
-				"step", d.Steps[r.Step].Name, "attempts", e.opts.CompensationAttempts, "reason", r.Reason)
+				"step", d.Steps[r.Step].Name, "attempts", st.Steps[r.Step].Attempts()+1, "reason", r.Reason)
 		}
 		return nil
 	case rejectedCode:
@@ -220,7 +219,7 @@ func (e *Engine) lateReply(ctx context.Context, m *streams.Message, st *State, r
 // an effect of that step that lands now must be compensated.
 func abandoned(st *State, i int) bool {
 	return st.Status != StatusInProgress && st.Status != StatusCompleted &&
-		i >= 0 && i < len(st.Steps) && st.Steps[i].Status == StepFailed
+		i >= 0 && i < len(st.Steps) && st.Steps[i].forward() == StepFailed
 }
 
 // sendUndo sends the compensation of step i as an undo command (no
@@ -257,30 +256,28 @@ func (e *Engine) advance(c *patch, d *definition, st *State, r replyData, causat
 		return nil
 
 	case r.Phase == string(Execute):
-		st.Reason = r.Reason
-		c.to(StatusCompensating).step(i, StepFailed).reason(r.Reason).result(i, r.Result)
+		st.Reason = r.Reason // the first: a saga in progress has none
+		c.to(StatusCompensating).step(i, StepFailed).reason(r.Reason).result(i, r.Result).current(i)
 		return e.compensateFrom(c, d, st, i-1, causation)
 
 	case r.Phase == string(Compensate) && r.OK:
-		if st.Steps[i].Status == StepCompleted {
-			// A step that never took effect stays FAILED: its compensation
-			// was a null one.
-			c.step(i, StepCompensated).result(i, r.Result)
-		}
+		// A step that never took effect stays FAILED: its compensation was
+		// a null one.
+		c.compensated(i, st.Steps[i], r.Result, d.Steps[i].Checked)
 		return e.compensateFrom(c, d, st, i-1, causation)
 
 	case r.Phase == string(Compensate):
-		attempts := st.Steps[i].Attempts + 1
-		c.set(stepField(i, "attempts"), strconv.Itoa(attempts), "last_error", r.Reason)
-		if attempts < e.opts.CompensationAttempts {
+		if tries := st.Steps[i].tries() + 1; tries < e.opts.CompensationAttempts {
 			// Try again after a capped exponential back-off: the retries set
 			// holds the saga until then, and the Redriver re-sends the command.
-			c.retry = e.backoff(attempts)
+			c.compensationTried(i, st.Steps[i], r.Reason)
+			c.retry = e.backoff(tries)
 			c.history = "retry.scheduled|" + d.Steps[i].Compensate
 			return nil
 		}
-		why := fmt.Sprintf("compensation %s of %s failed %d times: %s", d.Steps[i].Compensate, d.Steps[i].Name, attempts, r.Reason)
-		c.step(i, StepFailed).failed(d.Steps[i].Name, d.Steps[i].Compensate, why)
+		why := fmt.Sprintf("compensation %s of %s failed %d times: %s", d.Steps[i].Compensate, d.Steps[i].Name,
+			st.Steps[i].Attempts()+1, r.Reason)
+		c.compensationFailed(d, st, i, 1, r.Reason, d.Steps[i].Compensate, why)
 		return nil
 	}
 	return streams.Permanent(fmt.Errorf("reply with unknown phase %q", r.Phase))
@@ -303,8 +300,8 @@ func (e *Engine) backoff(n int) time.Duration {
 func (e *Engine) compensateFrom(c *patch, d *definition, st *State, from int, causation string) error {
 	c.to(StatusCompensating)
 	for j := from; j >= 0; j-- {
-		if st.Steps[j].Status == StepCompleted && d.Steps[j].CanCompensate {
-			c.current(j)
+		if st.Steps[j].forward() == StepCompleted && d.Steps[j].CanCompensate {
+			c.compensating(j)
 			return c.command(e, d.Steps[j].Compensate, st.Context, j, Compensate, causation)
 		}
 	}
@@ -319,7 +316,7 @@ func (e *Engine) finish(c *patch, d *definition, status string, st *State, causa
 		c.ends(RecordCompleted, "").publish(e, d.Completed, st.Context, causation)
 		return
 	}
-	c.ends(RecordCancelled, st.Reason).publish(e, d.Compensated, st.Context, causation)
+	c.ends(RecordCancelled, st.firstReason()).publish(e, d.Compensated, st.Context, causation)
 }
 
 // RedriveDue re-sends the current command of every saga of partition p
@@ -362,7 +359,7 @@ func (e *Engine) redrive(ctx context.Context, p int, member string) (bool, error
 		return false, gerr
 	}
 	d := e.defs[st.Type]
-	j := st.CurrentStep
+	j := st.compensating
 	if d == nil || st.Status != StatusCompensating || j < 0 || j >= len(d.Steps) || !d.Steps[j].CanCompensate {
 		return false, e.rdb.ZRem(ctx, e.keys.Retries(p), member).Err()
 	}
@@ -436,39 +433,51 @@ func (e *Engine) Retry(ctx context.Context, sagaID string) error {
 		return ErrCannotRetry
 	}
 	p := e.keys.PartitionOf(sagaID)
-	c := newPatch(st.Type, st.SagaID, st.Mode, p, st.Status)
-	c.record = st.Record
+	c := newPatch(st.Type, st.SagaID, st.Mode, p, st.Status).of(st)
 	c.to(StatusCompensating)
+	// The compensation that failed for good is tried again, with a fresh
+	// limit: its failed tries so far stay counted and shown.
+	for i, s := range st.Steps {
+		if s.Compensation != nil && s.Compensation.Status == CompensationFailed {
+			c.set(stepField(i, "compensation"), CompensationPending, stepField(i, "redriven"), strconv.Itoa(s.Attempts()))
+		}
+	}
 	if st.Mode == ModeOrchestration {
-		j := st.CurrentStep
+		j := st.compensating
 		if j < 0 || j >= len(d.Steps) {
 			return ErrCannotRetry
 		}
 		if !d.Steps[j].CanCompensate {
 			// Nothing undoes step j itself: carry on with those before it.
-			c.step(j, StepFailed)
 			if err := e.compensateFrom(c, d, st, j-1, "retry"); err != nil {
 				return err
 			}
 		} else {
-			c.step(j, StepCompleted).set(stepField(j, "attempts"), "0")
-			if err := c.command(e, d.Steps[j].Compensate, st.Context, j, Compensate, "retry"); err != nil {
+			if _, ok := st.raw[stepField(j, "compensation")]; !ok {
+				// Written by an engine that marked a step whose compensation
+				// failed FAILED; it re-drove it as COMPLETED.
+				c.step(j, StepCompleted).set(stepField(j, "attempts"), "0")
+			}
+			if err := c.compensating(j).command(e, d.Steps[j].Compensate, st.Context, j, Compensate, "retry"); err != nil {
 				return err
 			}
 		}
 	} else {
 		k := -1
 		for i, s := range st.Steps {
-			if s.Status == StepCompleted || s.Status == StepFailed {
+			if f := s.forward(); f == StepCompleted || f == StepFailed {
 				k = i
 			}
 		}
 		if k < 0 {
 			return ErrCannotRetry
 		}
-		ev := d.abort(k, false, st.Steps[k].Status == StepCompleted)
+		ev := d.abort(k, false, st.Steps[k].forward() == StepCompleted)
 		if ev == "" {
 			return ErrCannotRetry
+		}
+		if j := d.compensatedBy(ev); j >= 0 {
+			c.compensating(j)
 		}
 		c.set("sweeps", "0").publish(e, ev, st.Context, "retry")
 	}

@@ -222,7 +222,7 @@ func (m *model) orchestrate(r message) {
 }
 
 func (m *model) redrive() {
-	j := m.st.CurrentStep
+	j := m.st.compensating
 	c := newPatch(m.st.Type, m.st.SagaID, m.st.Mode, 0, m.st.Status)
 	m.must(c.command(m.e, m.def.Steps[j].Compensate, m.st.Context, j, Compensate, "retry"))
 	m.apply(c)
@@ -237,14 +237,24 @@ func (m *model) apply(c *patch) {
 			m.st.Status = v
 		case k == "current_step":
 			m.st.CurrentStep, _ = strconv.Atoi(v)
+		case k == "compensating_step":
+			m.st.compensating, _ = strconv.Atoi(v)
 		case strings.HasPrefix(k, "step."):
 			parts := strings.Split(k, ".")
 			n, _ := strconv.Atoi(parts[1])
+			s := &m.st.Steps[n]
+			if s.Compensation == nil && parts[2] != "status" && parts[2] != "result" {
+				s.Compensation = &Compensation{}
+			}
 			switch parts[2] {
 			case "status":
-				m.st.Steps[n].Status = v
+				s.Status = v
+			case "compensation":
+				s.Compensation.Status = v
 			case "attempts":
-				m.st.Steps[n].Attempts, _ = strconv.Atoi(v)
+				s.Compensation.Attempts, _ = strconv.Atoi(v)
+			case "redriven":
+				s.redriven, _ = strconv.Atoi(v)
 			}
 		}
 	}

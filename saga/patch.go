@@ -29,6 +29,10 @@ type patch struct {
 	// deadline gives the new step a deadline (the step timeout); false
 	// clears it (the saga ended or FAILED).
 	deadline bool
+	// prior is the saga's reason before this transition; firstKept is set
+	// when the hash already keeps its first one (first_reason).
+	prior     string
+	firstKept bool
 }
 
 type alert struct{ typ, step, err string }
@@ -55,11 +59,85 @@ func (c *patch) result(i int, result json.RawMessage) *patch {
 
 func (c *patch) current(i int) *patch { return c.set("current_step", strconv.Itoa(i)) }
 
+// compensating moves the engine's cursor on the way back: the step whose
+// compensation is in flight. current_step stays the step the saga failed
+// or stopped at.
+func (c *patch) compensating(i int) *patch { return c.set("compensating_step", strconv.Itoa(i)) }
+
+// of makes c a transition of st as read: its record, and its reason so far
+// (a new reason keeps the first one).
+func (c *patch) of(st *State) *patch {
+	c.record, c.prior, c.firstKept = st.Record, st.Reason, st.firstKept
+	return c
+}
+
+// reason sets the saga's latest failure reason. The first one is kept
+// beside it (first_reason), written only when a second, different one
+// comes: a saga that fails once has its reason alone.
 func (c *patch) reason(why string) *patch {
-	if why != "" {
-		c.set("reason", why)
+	if why == "" {
+		return c
+	}
+	c.set("reason", why)
+	if c.prior != "" && c.prior != why && !c.firstKept {
+		c.set("first_reason", c.prior)
+		c.firstKept = true
 	}
 	return c
+}
+
+// compensated records that step i's compensation ran, with its result.
+// A step that had COMPLETED becomes COMPENSATED; one whose action failed
+// (or was given up on) stays FAILED, and its compensation's result is kept
+// only when the compensation acted outside Redis (checked): its writes in
+// Redis were skipped, so what it returned did not happen here. A step
+// already COMPENSATED (a re-drive ran its compensation again, as a no-op)
+// keeps what the first run recorded.
+func (c *patch) compensated(i int, s StepState, result json.RawMessage, checked bool) *patch {
+	switch s.forward() {
+	case StepCompleted:
+		c.step(i, StepCompensated)
+	case StepFailed:
+		if !checked {
+			result = nil
+		}
+	case StepCompensated:
+		if s.Compensation == nil || s.Compensation.Status != CompensationCompleted {
+			c.set(stepField(i, "compensation"), CompensationCompleted)
+		}
+		return c
+	default:
+		return c
+	}
+	c.set(stepField(i, "compensation"), CompensationCompleted)
+	if len(result) > 0 && string(result) != "null" {
+		c.set(stepField(i, "compensation_result"), string(result))
+	}
+	return c
+}
+
+// compensationTried records a failed try of step i's compensation that
+// will be tried again.
+func (c *patch) compensationTried(i int, s StepState, err string) *patch {
+	return c.set(stepField(i, "compensation"), CompensationPending, stepField(i, "attempts"), strconv.Itoa(s.Attempts()+1),
+		stepField(i, "error"), err)
+}
+
+// compensationFailed makes the transition end the saga FAILED because step
+// i's compensation failed for good after tries more failed tries (err the
+// last one's error, "" to keep the one recorded); i < 0 when it is not
+// known which step's it was.
+func (c *patch) compensationFailed(d *definition, st *State, i, tries int, err, what, why string) *patch {
+	name := "?"
+	if i >= 0 && i < len(d.Steps) && i < len(st.Steps) {
+		name = d.Steps[i].Name
+		c.set(stepField(i, "compensation"), CompensationFailed, stepField(i, "attempts"),
+			strconv.Itoa(st.Steps[i].Attempts()+tries))
+		if err != "" {
+			c.set(stepField(i, "error"), err)
+		}
+	}
+	return c.failed(name, what, why)
 }
 
 // to sets the saga's new status.

@@ -14,14 +14,22 @@ import (
 )
 
 // State is a saga as GET /sagas/{id} shows it: the design notes' SagaState
-// plus its mode, reason, deadline, version and history.
+// plus its mode, reasons, deadline, version and history.
 type State struct {
-	SagaID      string          `json:"sagaId"`
-	Type        string          `json:"type"`
-	Mode        string          `json:"mode"`
-	CurrentStep int             `json:"currentStep"`
-	Status      string          `json:"status"`
+	SagaID string `json:"sagaId"`
+	Type   string `json:"type"`
+	Mode   string `json:"mode"`
+	// CurrentStep is the step in flight while the saga runs, and the step
+	// it failed or stopped at (whose failure, dead letter or timeout started
+	// compensation) once it compensates, whatever it ended as.
+	CurrentStep int    `json:"currentStep"`
+	Status      string `json:"status"`
+	// Reason is the latest failure's; FirstReason the first one's (the
+	// cause of the compensation), kept when a later failure (a compensation
+	// that failed for good) or an operator's retry follows. They are equal
+	// until then.
 	Reason      string          `json:"reason,omitempty"`
+	FirstReason string          `json:"firstReason,omitempty"`
 	Context     json.RawMessage `json:"context"`
 	Steps       []StepState     `json:"steps"`
 	CreatedAt   time.Time       `json:"createdAt"`
@@ -35,17 +43,76 @@ type State struct {
 	Record string `json:"-"`
 	// Sweeps counts the deadlines a choreographed compensation missed.
 	Sweeps string `json:"-"`
-	raw    map[string]string
+	// compensating is the step whose compensation is in flight (or failed
+	// for good): the engine's cursor on the way back.
+	compensating int
+	// firstKept: the hash holds first_reason (a second reason came).
+	firstKept bool
+	raw       map[string]string
 }
+
+// Statuses of a step's compensation.
+const (
+	// CompensationPending: tried and failed, tried again (after a back-off,
+	// a missed deadline, a redelivery or an operator's retry).
+	CompensationPending = "PENDING"
+	// CompensationCompleted: it ran. On a COMPENSATED step it undid the
+	// step's effect; on a FAILED step it ran because the action's outcome
+	// was unknown, and its writes applied only if the action had taken
+	// effect (they never do for a FAILED step).
+	CompensationCompleted = "COMPLETED"
+	// CompensationFailed: failed for good; the saga is FAILED.
+	CompensationFailed = "FAILED"
+)
 
 // StepState is one step of a saga.
 type StepState struct {
-	Name   string          `json:"name"`
-	Status string          `json:"status"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	// Result is the forward action's result; a compensation never
+	// overwrites it.
 	Result json.RawMessage `json:"result,omitempty"`
-	// Attempts counts the failed tries of the step's compensation.
-	Attempts int `json:"attempts,omitempty"`
+	// Compensation is there once the step's compensation was attempted.
+	Compensation *Compensation `json:"compensation,omitempty"`
+	// stored is step.<i>.status of the hash: the forward outcome, or
+	// COMPENSATED (what the scripts check before a compensation's writes).
+	stored string
+	// redriven is Compensation.Attempts when an operator last re-drove
+	// the compensation: the tries since then count against its limit.
+	redriven int
 }
+
+// Compensation is what became of a step's compensation.
+type Compensation struct {
+	// Status is PENDING, COMPLETED or FAILED (see the constants).
+	Status string `json:"status"`
+	// Result is the compensation's result (a refund's), when it has one.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Attempts counts its tries that failed (refused, dead-lettered or past
+	// their deadline), over every re-drive.
+	Attempts int `json:"attempts"`
+	// Error is the last failed try's error.
+	Error string `json:"error,omitempty"`
+}
+
+// Attempts is the failed tries of the step's compensation (0 when none).
+func (s StepState) Attempts() int {
+	if s.Compensation == nil {
+		return 0
+	}
+	return s.Compensation.Attempts
+}
+
+// forward is the step's status as the engine decides on it: the hash's
+// step.<i>.status (Status for a State not read from Redis).
+func (s StepState) forward() string { return cmp.Or(s.stored, s.Status) }
+
+// tries is the failed tries of the compensation since it was last re-driven
+// by an operator: what counts against CompensationAttempts.
+func (s StepState) tries() int { return s.Attempts() - s.redriven }
+
+// firstReason is the saga's first failure reason.
+func (st *State) firstReason() string { return cmp.Or(st.FirstReason, st.Reason) }
 
 // HistoryEntry is one message a saga's transitions published, in order.
 type HistoryEntry struct {
@@ -169,13 +236,17 @@ func (e *Engine) List(ctx context.Context, statuses []string, limit int) ([]*Sta
 func (e *Engine) parseState(sagaID string, h map[string]string) *State {
 	st := &State{
 		SagaID: sagaID, Type: h["type"], Mode: h["mode"], Status: h["status"], Reason: h["reason"],
-		Context: json.RawMessage(h["context"]), History: []HistoryEntry{}, Record: h["record"], Sweeps: h["sweeps"],
-		raw: h,
+		FirstReason: cmp.Or(h["first_reason"], h["reason"]), Context: json.RawMessage(h["context"]),
+		History: []HistoryEntry{}, Record: h["record"], Sweeps: h["sweeps"], raw: h,
 	}
+	_, st.firstKept = h["first_reason"]
 	if len(st.Context) == 0 {
 		st.Context = json.RawMessage("{}")
 	}
 	st.CurrentStep, _ = strconv.Atoi(h["current_step"])
+	// Hashes written before compensating_step existed kept the cursor in
+	// current_step.
+	st.compensating, _ = strconv.Atoi(cmp.Or(h["compensating_step"], h["current_step"]))
 	st.Version, _ = strconv.ParseInt(h["version"], 10, 64)
 	st.CreatedAt = ParseMillis(h["created_at"])
 	st.UpdatedAt = ParseMillis(h["updated_at"])
@@ -198,12 +269,7 @@ func (e *Engine) parseState(sagaID string, h map[string]string) *State {
 		} else if name = h[stepField(i, "name")]; name == "" {
 			break
 		}
-		s := StepState{Name: name, Status: cmp.Or(h[stepField(i, "status")], StepPending)}
-		if r := h[stepField(i, "result")]; r != "" {
-			s.Result = json.RawMessage(r)
-		}
-		s.Attempts, _ = strconv.Atoi(h[stepField(i, "attempts")])
-		st.Steps = append(st.Steps, s)
+		st.Steps = append(st.Steps, parseStep(name, i, h))
 	}
 	for k, v := range h {
 		n, ok := strings.CutPrefix(k, "h.")
@@ -222,6 +288,35 @@ func (e *Engine) parseState(sagaID string, h map[string]string) *State {
 	}
 	slices.SortFunc(st.History, func(a, b HistoryEntry) int { return cmp.Compare(a.Version, b.Version) })
 	return st
+}
+
+// parseStep reads step i of a saga hash: step.<i>.status, .result, and on
+// the way back .compensation, .compensation_result, .attempts, .error and
+// .redriven (none of which a saga that completes writes).
+func parseStep(name string, i int, h map[string]string) StepState {
+	s := StepState{Name: name, stored: cmp.Or(h[stepField(i, "status")], StepPending)}
+	s.Status = s.stored
+	if r := h[stepField(i, "result")]; r != "" {
+		s.Result = json.RawMessage(r)
+	}
+	attempts, _ := strconv.Atoi(h[stepField(i, "attempts")])
+	status := h[stepField(i, "compensation")]
+	if status == "" && s.stored == StepCompensated {
+		status = CompensationCompleted // written before the field existed
+	}
+	if status == "" && attempts == 0 {
+		return s
+	}
+	c := &Compensation{Status: cmp.Or(status, CompensationPending), Attempts: attempts, Error: h[stepField(i, "error")]}
+	if r := h[stepField(i, "compensation_result")]; r != "" {
+		c.Result = json.RawMessage(r)
+	}
+	s.Compensation = c
+	s.redriven, _ = strconv.Atoi(h[stepField(i, "redriven")])
+	if c.Status == CompensationFailed {
+		s.Status = StepCompensationFailed
+	}
+	return s
 }
 
 // ParseMillis reads a time written as unix milliseconds (Redis time, as

@@ -56,13 +56,11 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 		// Finished for good: a leftover member would be read on every sweep.
 		return false, e.rdb.ZRem(ctx, e.keys.Deadlines(p), id).Err()
 	}
-	c := newPatch(st.Type, st.SagaID, st.Mode, p, st.Status)
-	c.record = st.Record
+	c := newPatch(st.Type, st.SagaID, st.Mode, p, st.Status).of(st)
 	why := "step " + stepName(d, st) + " timed out"
 	if st.SagaDeadlineAt != nil && st.DeadlineAt != nil && !st.DeadlineAt.Before(*st.SagaDeadlineAt) {
 		why = "saga timed out (SAGA_TIMEOUT) in step " + stepName(d, st)
 	}
-	attempts := 0
 	switch {
 	case st.Status == StatusInProgress:
 		if err := e.giveUp(c, d, st, why, "deadline", "deadline", true); err != nil {
@@ -71,13 +69,16 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 	case st.Mode == ModeOrchestration:
 		// A compensation command is in flight past its deadline: count it as
 		// a failed attempt and send it again (it is idempotent).
-		j := st.CurrentStep
-		attempts = st.Steps[j].Attempts + 1
-		if attempts >= e.opts.CompensationAttempts {
-			c.failed(d.Steps[j].Name, "deadline", fmt.Sprintf("%s %d times while compensating", why, e.opts.CompensationAttempts))
+		j := st.compensating
+		if j < 0 || j >= len(st.Steps) {
+			c.compensationFailed(d, st, -1, 1, why, "deadline", why)
 			break
 		}
-		c.set(stepField(j, "attempts"), strconv.Itoa(attempts), "last_error", why)
+		if tries := st.Steps[j].tries() + 1; tries >= e.opts.CompensationAttempts {
+			c.compensationFailed(d, st, j, 1, why, "deadline", fmt.Sprintf("%s %d times while compensating", why, tries))
+			break
+		}
+		c.compensationTried(j, st.Steps[j], why)
 		if err := c.command(e, d.Steps[j].Compensate, st.Context, j, Compensate, "deadline"); err != nil {
 			return false, err
 		}
@@ -90,9 +91,16 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 		if n := len(st.History); n > 0 {
 			last = st.History[n-1].Type
 		}
+		j := d.compensatedBy(last)
 		if !d.isCompensation(last) || sweeps+1 >= e.opts.CompensationAttempts {
-			c.failed(stepName(d, st), "deadline", fmt.Sprintf("%s %d times while compensating", why, e.opts.CompensationAttempts))
+			if j < 0 {
+				j = st.compensating
+			}
+			c.compensationFailed(d, st, j, 1, why, "deadline", fmt.Sprintf("%s %d times while compensating", why, sweeps+1))
 			break
+		}
+		if j >= 0 && j < len(st.Steps) && st.Steps[j].forward() != StepCompensated {
+			c.compensationTried(j, st.Steps[j], why)
 		}
 		c.set("sweeps", strconv.Itoa(sweeps+1)).publish(e, last, st.Context, "deadline")
 	}
@@ -131,37 +139,37 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 // the published message answers (the dead entry's event, or "deadline").
 func (e *Engine) giveUp(c *patch, d *definition, st *State, why, what, causation string, timeout bool) error {
 	if st.Status != StatusInProgress {
-		c.failed(stepName(d, st), what, why)
+		c.compensationFailed(d, st, st.compensating, 1, why, what, why)
 		return nil
 	}
 	e.stats.aborted.Add(1)
-	st.Reason = why
+	st.Reason = why // the first: a saga in progress has none
 	if st.Mode == ModeOrchestration {
 		k := st.CurrentStep
 		if k < 0 || k >= len(d.Steps) {
 			c.failed("?", what, why)
 			return nil
 		}
-		c.step(k, StepFailed).reason(why)
+		c.step(k, StepFailed).reason(why).current(k)
 		if timeout || !d.Steps[k].CanCompensate {
 			// Nothing undoes the step in flight now: compensate those before it.
 			return e.compensateFrom(c, d, st, k-1, causation)
 		}
-		c.to(StatusCompensating).current(k)
+		c.to(StatusCompensating).compensating(k)
 		return c.command(e, d.Steps[k].Compensate, st.Context, k, Compensate, causation)
 	}
 	k := inFlight(st)
-	completed := st.Steps[k].Status == StepCompleted
+	completed := st.Steps[k].forward() == StepCompleted
 	if !completed {
 		c.step(k, StepFailed)
 	}
-	c.reason(why)
+	c.reason(why).current(k)
 	ev := d.abort(k, timeout, completed)
 	if ev == "" {
 		c.to(StatusCompensated).ends(RecordCancelled, why).publish(e, d.Compensated, st.Context, causation)
 		return nil
 	}
-	c.to(StatusCompensating).current(max(k-1, 0)).publish(e, ev, st.Context, causation)
+	c.to(StatusCompensating).compensating(max(d.compensatedBy(ev), 0)).publish(e, ev, st.Context, causation)
 	return nil
 }
 
@@ -169,7 +177,7 @@ func (e *Engine) giveUp(c *patch, d *definition, st *State, why, what, causation
 // completed, or the last one when all are (its end is pending).
 func inFlight(st *State) int {
 	for i, s := range st.Steps {
-		if s.Status != StepCompleted {
+		if s.forward() != StepCompleted {
 			return i
 		}
 	}
@@ -213,9 +221,14 @@ func (e *Engine) pruneIndexes(ctx context.Context, p int, now time.Time) error {
 	return nil
 }
 
+// stepName names the step a saga waits on: the step in flight, or on the
+// way back the step being compensated.
 func stepName(d *definition, st *State) string {
 	i := st.CurrentStep
-	if st.Mode == ModeChoreography && st.Status == StatusInProgress {
+	switch {
+	case st.Status != StatusInProgress:
+		i = st.compensating
+	case st.Mode == ModeChoreography:
 		i = inFlight(st)
 	}
 	if i < 0 || i >= len(d.Steps) {

@@ -209,11 +209,45 @@ func TestFourPaths(t *testing.T) {
 					"no room":       "no room at Hotel Nowhere",
 					"card declined": "card declined for broke",
 				}[paths[i%len(paths)].name]
-				if st.Reason != want {
-					t.Errorf("%s: reason %q, want %q", paths[i%len(paths)].name, st.Reason, want)
+				if st.Reason != want || st.FirstReason != want {
+					t.Errorf("%s: reason %q, first %q, want %q", paths[i%len(paths)].name, st.Reason, st.FirstReason, want)
 				}
+				checkSteps(t, paths[i%len(paths)].name, st)
 			}
 		})
+	}
+}
+
+// checkSteps checks what GET /sagas/{id} says of a trip's steps: the step
+// it failed at, each step's status, and that a compensated step keeps its
+// own result beside its compensation's.
+func checkSteps(t *testing.T, path string, st *saga.State) {
+	t.Helper()
+	want := map[string]struct {
+		current int
+		steps   string
+	}{
+		"booked":        {3, "COMPLETED COMPLETED COMPLETED COMPLETED"},
+		"flight full":   {0, "FAILED PENDING PENDING PENDING"},
+		"no room":       {1, "COMPENSATED FAILED PENDING PENDING"},
+		"card declined": {3, "COMPENSATED COMPENSATED COMPENSATED FAILED"},
+	}[path]
+	var got []string
+	for _, s := range st.Steps {
+		got = append(got, s.Status)
+		switch s.Status {
+		case saga.StepCompensated:
+			if len(s.Result) == 0 || s.Compensation == nil || s.Compensation.Status != saga.CompensationCompleted {
+				t.Errorf("%s: step %s compensated with result %s, compensation %+v", path, s.Name, s.Result, s.Compensation)
+			}
+		case saga.StepFailed, saga.StepPending:
+			if s.Compensation != nil {
+				t.Errorf("%s: step %s %s with a compensation %+v: none ran", path, s.Name, s.Status, s.Compensation)
+			}
+		}
+	}
+	if st.CurrentStep != want.current || strings.Join(got, " ") != want.steps {
+		t.Errorf("%s: current step %d, steps %v; want %d, %s", path, st.CurrentStep, got, want.current, want.steps)
 	}
 }
 

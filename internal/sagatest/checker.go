@@ -358,6 +358,7 @@ func (c *Checker) Check(ctx context.Context, orders []Placed, initial map[string
 		if v.outcome != Failed {
 			finished = append(finished, o.SagaID, o.OrderID)
 		}
+		checkSteps(r, v)
 	}
 	if err := c.checkTotals(ctx, r, completed); err != nil {
 		return nil, err
@@ -695,4 +696,91 @@ func splitID(id string) (uint64, uint64) {
 	m, _ := strconv.ParseUint(ms, 10, 64)
 	s, _ := strconv.ParseUint(seq, 10, 64)
 	return m, s
+}
+
+// The order saga's steps, in order (SPEC section 4); every one of them has
+// a compensation.
+var orderSteps = []string{"createOrder", "chargePayment", "reserveStock", "createShipment"}
+
+// checkSteps checks what a finished saga's hash says about its steps, as
+// docs/saga-states.md documents it: the step it failed at (current_step),
+// each step's forward result kept beside its compensation's, the
+// compensation that failed for good in a FAILED saga, and a saga that
+// completed with none of the compensation path's fields.
+func checkSteps(r *Report, v *view) {
+	h, id := v.saga, v.o.SagaID
+	if len(h) == 0 {
+		return
+	}
+	field := func(i int, name string) string { return h["step."+strconv.Itoa(i)+"."+name] }
+	status := func(i int) string {
+		if s := field(i, "status"); s != "" {
+			return s
+		}
+		return "PENDING"
+	}
+	cur, err := strconv.Atoi(h["current_step"])
+	if err != nil || cur < 0 || cur >= len(orderSteps) {
+		r.fail("saga %s: current_step %q names no step", id, h["current_step"])
+		return
+	}
+	if f, ok := h["first_reason"]; ok && (f == "" || f == h["reason"]) {
+		r.fail("saga %s: first_reason %q beside reason %q: kept only when a later reason differs", id, f, h["reason"])
+	}
+	// The charge's result names the payment the gateway made, whatever
+	// became of the step later (a refund must not overwrite it).
+	if v.ledger["charge"] == "charged" && (status(1) == "COMPLETED" || status(1) == "COMPENSATED") &&
+		!strings.Contains(field(1, "result"), `"payment_id":"`+v.ledger["payment_id"]+`"`) {
+		r.fail("saga %s: chargePayment is %s but its result %q does not name payment %s", id, status(1), field(1, "result"), v.ledger["payment_id"])
+	}
+	if res := field(1, "compensation_result"); res != "" && !strings.Contains(res, `"refund":"`+v.ledger["refund"]+`"`) {
+		r.fail("saga %s: the refund's result %q, the gateway's ledger says %q", id, res, v.ledger["refund"])
+	}
+	switch v.sagaState {
+	case "COMPLETED":
+		for k := range h {
+			if strings.HasSuffix(k, ".compensation") || strings.HasSuffix(k, ".attempts") || strings.HasSuffix(k, ".error") ||
+				k == "compensating_step" || k == "first_reason" || k == "reason" {
+				r.fail("saga %s COMPLETED with %s (a field of the way back) in its hash", id, k)
+			}
+		}
+		for i := range orderSteps {
+			if status(i) != "COMPLETED" {
+				r.fail("saga %s COMPLETED with step %s %s", id, orderSteps[i], status(i))
+			}
+		}
+	case "COMPENSATED", "FAILED":
+		if h["reason"] == "" {
+			r.fail("saga %s %s without a reason", id, v.sagaState)
+		}
+		// The step the saga failed or stopped at; only a last step whose
+		// outcome was known (it completed, the saga's end stalled) is
+		// compensated instead.
+		if s := status(cur); s != "FAILED" && !(cur == len(orderSteps)-1 && s == "COMPENSATED") {
+			r.fail("saga %s %s: its current step %s is %s, not the step it failed at", id, v.sagaState, orderSteps[cur], s)
+		}
+		for i := cur + 1; i < len(orderSteps); i++ {
+			if status(i) != "PENDING" {
+				r.fail("saga %s %s: step %s after the one it failed at (%s) is %s", id, v.sagaState, orderSteps[i], orderSteps[cur], status(i))
+			}
+		}
+		failed := 0
+		for i := range orderSteps {
+			comp := field(i, "compensation")
+			switch {
+			case comp == "FAILED":
+				failed++
+				if n, _ := strconv.Atoi(field(i, "attempts")); n < 1 || field(i, "error") == "" {
+					r.fail("saga %s: compensation of %s FAILED after %q attempts, error %q", id, orderSteps[i], field(i, "attempts"), field(i, "error"))
+				}
+			case status(i) == "COMPENSATED" && comp != "COMPLETED":
+				r.fail("saga %s: step %s COMPENSATED, its compensation %q", id, orderSteps[i], comp)
+			case v.sagaState == "COMPENSATED" && i < cur && status(i) != "COMPENSATED":
+				r.fail("saga %s COMPENSATED: step %s before the one it failed at is %s", id, orderSteps[i], status(i))
+			}
+		}
+		if want := map[string]int{"COMPENSATED": 0, "FAILED": 1}[v.sagaState]; failed != want {
+			r.fail("saga %s %s with %d compensations FAILED, want %d", id, v.sagaState, failed, want)
+		}
+	}
 }
