@@ -24,6 +24,10 @@ type ClientOptions struct {
 	// ClusterAddrs, when set, makes a Redis Cluster client seeded with
 	// these nodes; the URL then gives only credentials and TLS.
 	ClusterAddrs []string
+	// FailFast makes one dial attempt and no command retries, for a tool a
+	// person waits on (sagactl): an unreachable Redis is reported at once
+	// rather than after go-redis's retries and their backoff.
+	FailFast bool
 }
 
 // Connect makes a client from a redis:// or rediss:// URL, or a Redis
@@ -62,6 +66,10 @@ func Connect(url string, o ClientOptions) (redis.UniversalClient, error) {
 	// documented ones that scripts and parsers here rely on.
 	opts.Protocol = 2
 	opts.DisableIdentity = true
+	if o.FailFast {
+		opts.DialerRetries = 1
+		opts.MaxRetries = -1
+	}
 	if len(o.ClusterAddrs) == 0 {
 		return redis.NewClient(opts), nil
 	}
@@ -79,7 +87,7 @@ func Connect(url string, o ClientOptions) (redis.UniversalClient, error) {
 	for _, a := range o.ClusterAddrs {
 		addrs = append(addrs, strings.TrimSpace(a))
 	}
-	return redis.NewClusterClient(&redis.ClusterOptions{
+	cluster := &redis.ClusterOptions{
 		Addrs: addrs, ClientName: opts.ClientName, Username: opts.Username, Password: opts.Password,
 		TLSConfig: tlsConfig, PoolSize: opts.PoolSize, DialTimeout: opts.DialTimeout,
 		ReadTimeout: opts.ReadTimeout, WriteTimeout: opts.WriteTimeout, ContextTimeoutEnabled: true,
@@ -87,7 +95,12 @@ func Connect(url string, o ClientOptions) (redis.UniversalClient, error) {
 		// A failover or a slot migration answers MOVED/ASK or TRYAGAIN for
 		// a moment; go-redis follows them up to this many times.
 		MaxRedirects: 8,
-	}), nil
+	}
+	if o.FailFast {
+		cluster.DialerRetries = 1
+		cluster.MaxRetries = -1
+	}
+	return redis.NewClusterClient(cluster), nil
 }
 
 // Ping checks that Redis answers within the context's deadline.

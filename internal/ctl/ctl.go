@@ -1,23 +1,18 @@
-// Package ctl is sagactl: read-mostly commands over the product's Redis
-// data, each with a table output for people and --json for scripts.
-//
-// Exit codes: 0 done, 1 failed (Redis, a refused action), 2 bad usage or
-// configuration, 3 not found.
 package ctl
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"sort"
+	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
 
 	"github.com/streamsaga/streamsaga/config"
 	"github.com/streamsaga/streamsaga/internal/deadletter"
@@ -34,312 +29,196 @@ const (
 	exitNotFound = 3
 )
 
-const usage = `usage: sagactl [--json] <command>
+// pingTimeout bounds the PING that precedes every command that reads
+// Redis: a person is waiting.
+const pingTimeout = 1500 * time.Millisecond
 
-  ls [--status S] [--limit N]   sagas, most recently updated first
-  show <saga-id>                one saga: state, steps and timeline
-  streams                       streams: length, groups, lag, pending
-  pending [--idle D]            pending entries idle at least D (default 0)
-  dlq ls [--limit N]            dead letters
-  dlq show <entry-id>           one dead letter
-  dlq replay <entry-id>         publish a dead letter's entry again and remove it
-  retry <saga-id>               re-drive a FAILED saga
+// app is one invocation: its environment, its output and --json.
+type app struct {
+	env    map[string]string
+	out    io.Writer
+	errOut io.Writer
+	json   bool
+}
 
-Reads REDIS_URL, SAGA_PREFIX and SAGA_PARTITIONS.
-`
-
-type ctl struct {
+// session is what a command that reads Redis works with.
+type session struct {
+	*app
 	rdb    redis.UniversalClient
 	ks     saga.Keys
 	engine *saga.Engine
-	cfg    *config.Config
-	json   bool
-	out    io.Writer
 }
 
-// Run runs one sagactl command; env replaces the process environment when
-// not nil. It returns the exit code.
+// Run runs sagactl with args (without the program name); env replaces the
+// process environment when not nil. It returns the exit code.
 func Run(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sagactl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if args == nil {
+		args = []string{} // cobra reads os.Args when given nil
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return exitUsage
+	a := &app{env: env, out: stdout, errOut: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	return a.exit(cmd, err)
+}
+
+// failure is an error a command returned while running, as opposed to one
+// cobra found in the command line; the difference decides the exit code.
+type failure struct{ err error }
+
+func (f failure) Error() string { return f.err.Error() }
+func (f failure) Unwrap() error { return f.err }
+
+// usageError is a command line a command refused once running.
+type usageError struct {
+	msg       string
+	showUsage bool
+}
+
+func (u usageError) Error() string { return u.msg }
+
+// pingError: the first PING failed: Redis unreachable, silent, or
+// refusing sagactl (AUTH), or not Redis at all.
+type pingError struct {
+	where string
+	err   error
+}
+
+func (u pingError) Error() string {
+	var rerr redis.Error
+	var nerr net.Error
+	switch {
+	case errors.As(u.err, &rerr):
+		return fmt.Sprintf("%s refused sagactl: %v", u.where, u.err)
+	case errors.Is(u.err, context.DeadlineExceeded) || errors.As(u.err, &nerr) && nerr.Timeout():
+		return fmt.Sprintf("%s is unreachable: no answer to PING within %s", u.where, pingTimeout)
+	case errors.As(u.err, &nerr):
+		return fmt.Sprintf("%s is unreachable: %v", u.where, u.err)
+	default:
+		return fmt.Sprintf("%s does not answer as Redis: %v", u.where, u.err)
 	}
-	cfg, err := config.LoadFrom(env)
-	if err != nil {
-		fmt.Fprintln(stderr, "sagactl:", err)
-		return exitUsage
+}
+
+func (u pingError) Unwrap() error { return u.err }
+
+// exit prints err, if any, as one line (plus a pointer to the help for a
+// usage error) and maps it to an exit code.
+func (a *app) exit(cmd *cobra.Command, err error) int {
+	if err == nil {
+		return exitOK
 	}
-	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{Name: "sagactl", TLSCAFile: cfg.RedisTLSCAFile, ClusterAddrs: cfg.ClusterAddrs})
-	if err != nil {
-		fmt.Fprintln(stderr, "sagactl:", err)
-		return exitUsage
+	path := "sagactl"
+	if cmd != nil {
+		path = cmd.CommandPath()
 	}
-	defer rdb.Close()
-	product, err := wiring.New(rdb, cfg, config.NewLogger("error", stderr), nil)
-	if err != nil {
-		fmt.Fprintln(stderr, "sagactl:", err)
-		if errors.Is(err, config.ErrInvalid) {
-			return exitUsage
-		}
-		return exitFailed
+	var f failure
+	if !errors.As(err, &f) {
+		return a.usage(cmd, path, err.Error(), false)
 	}
-	engine := product.Engine
-	c := &ctl{rdb: rdb, ks: engine.Keys(), engine: engine, cfg: cfg, json: *asJSON, out: stdout}
-	err = c.dispatch(ctx, fs.Args())
 	var ue usageError
 	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "sagactl: %v\n%s", err, usage)
+	case errors.As(f.err, &ue):
+		return a.usage(cmd, path, ue.msg, ue.showUsage)
+	case errors.Is(f.err, config.ErrInvalid):
+		fmt.Fprintf(a.errOut, "sagactl: %v\n", f.err)
 		return exitUsage
-	case errors.Is(err, saga.ErrNotFound), errors.Is(err, deadletter.ErrNotFound):
-		fmt.Fprintln(stderr, "sagactl:", err)
+	case errors.Is(f.err, saga.ErrNotFound), errors.Is(f.err, deadletter.ErrNotFound):
+		fmt.Fprintf(a.errOut, "sagactl: %v\n", f.err)
 		return exitNotFound
 	default:
-		fmt.Fprintln(stderr, "sagactl:", err)
+		fmt.Fprintf(a.errOut, "sagactl: %s\n", oneLine(f.err.Error()))
 		return exitFailed
 	}
 }
 
-type usageError string
-
-func (u usageError) Error() string { return string(u) }
-
-func (c *ctl) dispatch(ctx context.Context, args []string) error {
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "ls":
-		fs := flag.NewFlagSet("ls", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		status := fs.String("status", "", "status")
-		limit := fs.Int("limit", 20, "limit")
-		if err := fs.Parse(rest); err != nil || *limit < 1 {
-			return usageError("ls: bad flags")
-		}
-		return c.ls(ctx, *status, *limit)
-	case "show", "retry":
-		if len(rest) != 1 {
-			return usageError(cmd + " takes one saga id")
-		}
-		if cmd == "show" {
-			return c.show(ctx, rest[0])
-		}
-		if err := c.engine.Retry(ctx, rest[0]); err != nil {
-			return err
-		}
-		return c.print(map[string]string{"saga_id": rest[0], "status": saga.StatusCompensating}, func(w io.Writer) {
-			fmt.Fprintf(w, "saga %s re-driven: COMPENSATING\n", rest[0])
-		})
-	case "streams":
-		return c.streams(ctx)
-	case "pending":
-		fs := flag.NewFlagSet("pending", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		idle := fs.Duration("idle", 0, "idle")
-		if err := fs.Parse(rest); err != nil {
-			return usageError("pending: bad flags")
-		}
-		return c.pending(ctx, *idle)
-	case "dlq":
-		if len(rest) == 0 {
-			return usageError("dlq needs ls, show or replay")
-		}
-		switch rest[0] {
-		case "ls":
-			fs := flag.NewFlagSet("dlq ls", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			limit := fs.Int("limit", 50, "limit")
-			if err := fs.Parse(rest[1:]); err != nil || *limit < 1 {
-				return usageError("dlq ls: bad flags")
-			}
-			return c.dlqList(ctx, *limit)
-		case "show", "replay":
-			if len(rest) != 2 {
-				return usageError("dlq " + rest[0] + " takes one entry id")
-			}
-			if rest[0] == "show" {
-				return c.dlqShow(ctx, rest[1])
-			}
-			return c.dlqReplay(ctx, rest[1])
-		}
-		return usageError("unknown dlq command " + rest[0])
+func (a *app) usage(cmd *cobra.Command, path, msg string, showUsage bool) int {
+	fmt.Fprintf(a.errOut, "%s: %s\n", path, msg)
+	if showUsage && cmd != nil {
+		fmt.Fprint(a.errOut, "\n"+cmd.UsageString())
+		return exitUsage
 	}
-	return usageError("unknown command " + cmd)
+	fmt.Fprintf(a.errOut, "Run '%s --help' for usage.\n", path)
+	return exitUsage
+}
+
+// oneLine keeps a failure on one line whatever the error text holds.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// withRedis makes a cobra RunE of fn: it loads the configuration, connects,
+// pings Redis within pingTimeout and builds the engine, then runs fn. Its
+// errors are failures, told apart from cobra's usage errors by exit.
+func (a *app) withRedis(fn func(ctx context.Context, s *session, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		s, closeFn, err := a.connect(cmd.Context())
+		if err != nil {
+			return failure{err}
+		}
+		defer closeFn()
+		if err := fn(cmd.Context(), s, args); err != nil {
+			return failure{err}
+		}
+		return nil
+	}
+}
+
+// offline makes a cobra RunE of fn for a command that needs no Redis.
+func offline(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := fn(cmd, args); err != nil {
+			return failure{err}
+		}
+		return nil
+	}
+}
+
+func (a *app) connect(ctx context.Context) (*session, func(), error) {
+	cfg, err := config.LoadFrom(a.env)
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{
+		Name: "sagactl", TLSCAFile: cfg.RedisTLSCAFile, ClusterAddrs: cfg.ClusterAddrs, FailFast: true,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", config.ErrInvalid, err)
+	}
+	closeFn := func() { _ = rdb.Close() }
+	pingCtx, cancel := context.WithTimeout(ctx, pingTimeout)
+	err = rdb.Ping(pingCtx).Err()
+	cancel()
+	if err != nil {
+		closeFn()
+		return nil, nil, pingError{where: redisAddress(cfg), err: err}
+	}
+	product, err := wiring.New(rdb, cfg, config.NewLogger("error", a.errOut), nil)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	engine := product.Engine
+	return &session{app: a, rdb: rdb, ks: engine.Keys(), engine: engine}, closeFn, nil
+}
+
+// redisAddress names the Redis sagactl dials, without credentials.
+func redisAddress(cfg *config.Config) string {
+	if len(cfg.ClusterAddrs) > 0 {
+		return fmt.Sprintf("redis cluster at %s (REDIS_CLUSTER_ADDRS)", strings.Join(cfg.ClusterAddrs, ","))
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return "redis (REDIS_URL)"
+	}
+	return fmt.Sprintf("redis at %s (REDIS_URL)", opts.Addr)
 }
 
 // print writes v as JSON with --json, else calls table.
-func (c *ctl) print(v any, table func(io.Writer)) error {
-	if c.json {
-		enc := json.NewEncoder(c.out)
+func (a *app) print(v any, table func(io.Writer)) error {
+	if a.json {
+		enc := json.NewEncoder(a.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}
-	w := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
 	table(w)
 	return w.Flush()
-}
-
-func (c *ctl) ls(ctx context.Context, status string, limit int) error {
-	statuses := saga.Statuses
-	if status != "" {
-		statuses = []string{strings.ToUpper(status)}
-	}
-	list, err := c.engine.List(ctx, statuses, limit)
-	if err != nil {
-		return err
-	}
-	return c.print(list, func(w io.Writer) {
-		fmt.Fprintln(w, "SAGA\tTYPE\tMODE\tSTATUS\tSTEP\tUPDATED\tREASON")
-		for _, s := range list {
-			step := "-"
-			if s.CurrentStep >= 0 && s.CurrentStep < len(s.Steps) {
-				step = s.Steps[s.CurrentStep].Name
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.SagaID, s.Type, s.Mode, s.Status, step, s.UpdatedAt.Format(time.RFC3339), s.Reason)
-		}
-	})
-}
-
-func (c *ctl) show(ctx context.Context, id string) error {
-	st, err := c.engine.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	return c.print(st, func(w io.Writer) {
-		fmt.Fprintf(w, "saga\t%s\ntype\t%s\nmode\t%s\nstatus\t%s\nreason\t%s\nversion\t%d\ncreated\t%s\nupdated\t%s\n",
-			st.SagaID, st.Type, st.Mode, st.Status, st.Reason, st.Version, st.CreatedAt.Format(time.RFC3339Nano), st.UpdatedAt.Format(time.RFC3339Nano))
-		fmt.Fprintln(w, "\nSTEP\tSTATUS\tRESULT")
-		for _, s := range st.Steps {
-			fmt.Fprintf(w, "%s\t%s\t%s\n", s.Name, s.Status, string(s.Result))
-		}
-		fmt.Fprintln(w, "\nTIMELINE\tVERSION\tMESSAGE")
-		for _, h := range st.History {
-			fmt.Fprintf(w, "+%s\t%d\t%s\n", h.At.Sub(st.CreatedAt).Round(time.Microsecond), h.Version, h.Type)
-		}
-	})
-}
-
-func (c *ctl) allStreams() []string {
-	events, operator := wiring.Streams(c.engine)
-	return append(events, operator...)
-}
-
-func (c *ctl) streams(ctx context.Context) error {
-	out, err := streams.Inspect(ctx, c.rdb, c.allStreams())
-	if err != nil {
-		return err
-	}
-	return c.print(out, func(w io.Writer) {
-		fmt.Fprintln(w, "STREAM\tLENGTH\tGROUP\tPENDING\tLAG\tCONSUMERS")
-		for _, s := range out {
-			if len(s.Groups) == 0 {
-				fmt.Fprintf(w, "%s\t%d\t-\t-\t-\t-\n", s.Stream, s.Length)
-			}
-			for _, g := range s.Groups {
-				fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%d\t%d\n", s.Stream, s.Length, g.Name, g.Pending, g.Lag, g.Consumers)
-			}
-		}
-	})
-}
-
-type pendingEntry struct {
-	Stream     string  `json:"stream"`
-	Group      string  `json:"group"`
-	ID         string  `json:"id"`
-	Consumer   string  `json:"consumer"`
-	IdleSec    float64 `json:"idle_seconds"`
-	Deliveries int64   `json:"deliveries"`
-}
-
-func (c *ctl) pending(ctx context.Context, idle time.Duration) error {
-	out := []pendingEntry{}
-	events, _ := wiring.Streams(c.engine)
-	for _, key := range events {
-		groups, err := c.rdb.XInfoGroups(ctx, key).Result()
-		if err != nil {
-			continue
-		}
-		for _, g := range groups {
-			if g.Pending == 0 {
-				continue
-			}
-			list, err := c.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: key, Group: g.Name, Idle: idle, Start: "-", End: "+", Count: 1000}).Result()
-			if err != nil {
-				return fmt.Errorf("xpending %s %s: %w", key, g.Name, err)
-			}
-			for _, p := range list {
-				out = append(out, pendingEntry{Stream: key, Group: g.Name, ID: p.ID, Consumer: p.Consumer, IdleSec: p.Idle.Seconds(), Deliveries: p.RetryCount})
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].IdleSec > out[j].IdleSec })
-	return c.print(out, func(w io.Writer) {
-		fmt.Fprintln(w, "STREAM\tGROUP\tID\tCONSUMER\tIDLE\tDELIVERIES")
-		for _, p := range out {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1fs\t%d\n", p.Stream, p.Group, p.ID, p.Consumer, p.IdleSec, p.Deliveries)
-		}
-	})
-}
-
-func (c *ctl) dlqList(ctx context.Context, limit int) error {
-	out, err := deadletter.List(ctx, c.rdb, c.ks, limit)
-	if err != nil {
-		return err
-	}
-	return c.print(out, func(w io.Writer) {
-		fmt.Fprintln(w, "ID\tGROUP\tTYPE\tSAGA\tDELIVERIES\tERROR")
-		for _, d := range out {
-			f := d.Fields
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, f["group"], f["type"], f["saga_id"], f["deliveries"], f["error"])
-		}
-	})
-}
-
-// findDead finds a dead letter by id in any partition.
-func (c *ctl) findDead(ctx context.Context, id string) (*deadletter.Letter, error) {
-	d, err := deadletter.Find(ctx, c.rdb, c.ks, id)
-	if errors.Is(err, deadletter.ErrBadID) {
-		return nil, usageError("not a stream entry id: " + id)
-	}
-	return d, err
-}
-
-func (c *ctl) dlqShow(ctx context.Context, id string) error {
-	d, err := c.findDead(ctx, id)
-	if err != nil {
-		return err
-	}
-	return c.print(d, func(w io.Writer) {
-		keys := make([]string, 0, len(d.Fields))
-		for k := range d.Fields {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "%s\t%s\n", k, d.Fields[k])
-		}
-	})
-}
-
-// dlqReplay publishes a dead letter's original entry on its stream again
-// and removes it from the dead-letter stream, in one script.
-func (c *ctl) dlqReplay(ctx context.Context, id string) error {
-	if !deadletter.ValidID(id) {
-		return usageError("not a stream entry id: " + id)
-	}
-	r, err := deadletter.Replay(ctx, c.rdb, c.ks, id)
-	if err != nil {
-		return err
-	}
-	return c.print(r, func(w io.Writer) {
-		fmt.Fprintf(w, "replayed %s on %s as %s\n", r.Replayed, r.Stream, r.ID)
-	})
 }

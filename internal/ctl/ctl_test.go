@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -27,6 +28,13 @@ func run(t *testing.T, s *sagatest.System, args ...string) (int, string, string)
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code := ctl.Run(context.Background(), args, s.Env, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// runEnv runs sagactl with env and no system behind it.
+func runEnv(env map[string]string, args ...string) (int, string, string) {
+	var out, errOut bytes.Buffer
+	code := ctl.Run(context.Background(), args, env, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -71,6 +79,12 @@ func sagactl(t *testing.T, s *sagatest.System) {
 
 	var list []struct{ SagaID, Status string }
 	runJSON(t, s, &list, "ls", "--limit", "10")
+	// --json is a persistent flag: before or after the command, same answer.
+	_, jsonFirst, _ := run(t, s, "--json", "ls", "--limit", "10")
+	code, jsonLast, errOut := run(t, s, "ls", "--limit", "10", "--json")
+	if code != 0 || jsonLast != jsonFirst || !strings.HasPrefix(jsonLast, "[") {
+		t.Errorf("ls --json (exit %d, %s) differs from --json ls:\n%s\n%s", code, errOut, jsonLast, jsonFirst)
+	}
 	got := map[string]string{}
 	for _, x := range list {
 		got[x.SagaID] = x.Status
@@ -85,6 +99,23 @@ func sagactl(t *testing.T, s *sagatest.System) {
 	if len(list) != 1 || list[0].SagaID != failed.SagaID {
 		t.Errorf("ls --status failed: %+v", list)
 	}
+	// --type and --mode filter (every saga here is an orchestrated ORDER_SAGA).
+	var typed []struct{ SagaID, Type, Mode string }
+	runJSON(t, s, &typed, "ls", "--mode", "Orchestration", "--limit", "2")
+	if len(typed) != 2 || typed[0].Mode != event.ModeOrchestration {
+		t.Errorf("ls --mode orchestration --limit 2: %+v", typed)
+	}
+	runJSON(t, s, &typed, "ls", "--mode", "choreography")
+	if len(typed) != 0 {
+		t.Errorf("ls --mode choreography: %+v", typed)
+	}
+	runJSON(t, s, &typed, "ls", "--type", "ORDER_SAGA", "--status", "FAILED")
+	if len(typed) != 1 || typed[0].SagaID != failed.SagaID || typed[0].Type != "ORDER_SAGA" {
+		t.Errorf("ls --type ORDER_SAGA --status FAILED: %+v", typed)
+	}
+	if code, out, errOut := run(t, s, "ls", "--type", "NOPE"); code != 2 || out != "" || !strings.Contains(errOut, "ORDER_SAGA") {
+		t.Errorf("ls --type NOPE: exit %d %q %q; want 2 and the known types", code, out, errOut)
+	}
 	var st struct {
 		SagaID  string
 		Status  string
@@ -96,6 +127,9 @@ func sagactl(t *testing.T, s *sagatest.System) {
 	}
 	if code, out, _ := run(t, s, "show", completed.SagaID); code != 0 || !strings.Contains(out, "TIMELINE") || !strings.Contains(out, "cmd.shipment.create") {
 		t.Errorf("show table: %d %s", code, out)
+	}
+	for _, p := range []sagatest.Placed{completed, failed} {
+		showsEveryStepField(t, s, p.SagaID)
 	}
 	if code, _, _ := run(t, s, "show", "0192a000-0000-7000-8000-000000000000"); code != 3 {
 		t.Errorf("show unknown: exit %d, want 3", code)
@@ -170,6 +204,166 @@ func sagactl(t *testing.T, s *sagatest.System) {
 	bad.Env["SAGA_PARTITIONS"] = "x"
 	if code, _, errOut := run(t, bad, "ls"); code != 2 || !strings.Contains(errOut, "SAGA_PARTITIONS") {
 		t.Errorf("bad configuration: exit %d %s", code, errOut)
+	}
+}
+
+// showsEveryStepField checks that show's table prints every scalar a
+// step holds in the JSON (status, result, compensation, reasons: whatever
+// saga.State carries), by its dotted path, on one line with its value.
+func showsEveryStepField(t *testing.T, s *sagatest.System, id string) {
+	t.Helper()
+	code, out, errOut := run(t, s, "--json", "show", id)
+	if code != 0 {
+		t.Fatalf("show --json %s: exit %d %s", id, code, errOut)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.UseNumber()
+	var st struct {
+		Steps []map[string]any
+	}
+	if err := dec.Decode(&st); err != nil || len(st.Steps) == 0 {
+		t.Fatalf("show --json %s: %v %s", id, err, out)
+	}
+	code, table, errOut := run(t, s, "show", id)
+	if code != 0 {
+		t.Fatalf("show %s: exit %d %s", id, code, errOut)
+	}
+	lines := strings.Split(table, "\n")
+	var leaves func(path string, v any)
+	leaves = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, sub := range x {
+				leaves(strings.TrimPrefix(path+"."+k, "."), sub)
+			}
+		case string, json.Number, bool:
+			want := fmt.Sprint(x)
+			for _, l := range lines {
+				if strings.Contains(l, " "+path+" ") && strings.Contains(l, want) {
+					return
+				}
+			}
+			t.Errorf("show %s: no line with %s = %s in\n%s", id, path, want, table)
+		}
+	}
+	for _, step := range st.Steps {
+		name, _ := step["name"].(string)
+		if !strings.Contains(table, name) {
+			t.Errorf("show %s: step %s missing in\n%s", id, name, table)
+		}
+		delete(step, "name")
+		leaves("", step)
+	}
+}
+
+// Usage errors are found before Redis is dialled: REDIS_URL names a closed
+// port, so any of these reaching Redis would exit 1, not 2 or 0.
+func TestUsage(t *testing.T) {
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"REDIS_URL": fmt.Sprintf("redis://127.0.0.1:%d/0", port)}
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"ls", "--help"}, {"--json", "dlq", "replay", "-h"}, {"help", "pending"}} {
+		code, out, errOut := runEnv(env, args...)
+		if code != 0 || errOut != "" || !strings.Contains(out, "Usage:") {
+			t.Errorf("sagactl %v: exit %d, stderr %q, stdout %q", args, code, errOut, out)
+		}
+	}
+	if _, out, _ := runEnv(env, "--help"); !strings.Contains(out, "Exit codes") || !strings.Contains(out, "ADMIN_TOKEN") || !strings.Contains(out, "redis://localhost:6379/0") {
+		t.Errorf("the root help lacks the exit codes, the ADMIN_TOKEN note or REDIS_URL's default:\n%s", out)
+	}
+	if _, out, _ := runEnv(env, "ls", "--help"); !strings.Contains(out, "--status") || !strings.Contains(out, "--limit") || !strings.Contains(out, "--json") {
+		t.Errorf("ls --help lacks its flags:\n%s", out)
+	}
+	refused := []struct {
+		args   []string
+		reason []string // every one of these appears on stderr
+	}{
+		{[]string{"ls", "--status", "BOGUS"}, saga.Statuses},
+		{[]string{"--json", "ls", "--status=bogus"}, saga.Statuses},
+		{[]string{"ls", "--mode", "saga"}, []string{"--mode", "choreography, orchestration"}},
+		{[]string{"ls", "--limit", "0"}, []string{"--limit", "1 to 1000"}},
+		{[]string{"ls", "--limit", "1001"}, []string{"--limit", "1 to 1000"}},
+		{[]string{"dlq", "ls", "--limit", "-3"}, []string{"--limit", "1 to 1000"}},
+		{[]string{"pending", "--idle", "30"}, []string{"--idle", "unit", "30s"}},
+		{[]string{"pending", "--idle", "soon"}, []string{"--idle", "duration"}},
+		{[]string{"ls", "extra"}, []string{"no arguments", "extra"}},
+		{[]string{"streams", "a", "b"}, []string{"no arguments"}},
+		{[]string{"show"}, []string{"one saga id"}},
+		{[]string{"show", "0192a000-0000-7000-8000-000000000000", "more"}, []string{"one saga id", "2"}},
+		{[]string{"show", "not-a-uuid"}, []string{"invalid saga id", "not-a-uuid"}},
+		{[]string{"retry", "0192A000-0000-7000-8000-000000000000"}, []string{"invalid saga id"}},
+		{[]string{"dlq", "show", "12"}, []string{"invalid dead-letter id", "12"}},
+		{[]string{"dlq", "replay", "1-1", "2-2"}, []string{"one dead-letter id"}},
+		{[]string{"frobnicate"}, []string{"unknown command", "frobnicate"}},
+		{[]string{"dlq", "frob"}, []string{"unknown command", "frob"}},
+		{[]string{"dlq"}, []string{"missing command"}},
+		{[]string{"ls", "--bogus"}, []string{"unknown flag", "--bogus"}},
+		{[]string{"completion"}, []string{"missing shell"}},
+		{[]string{"completion", "tcsh"}, []string{"unknown command", "tcsh"}},
+		{nil, []string{"missing command"}},
+	}
+	for _, r := range refused {
+		code, out, errOut := runEnv(env, r.args...)
+		if code != 2 || out != "" {
+			t.Errorf("sagactl %v: exit %d, stdout %q; want 2 and nothing on stdout", r.args, code, out)
+		}
+		for _, want := range r.reason {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("sagactl %v: stderr %q does not say %q", r.args, errOut, want)
+			}
+		}
+	}
+}
+
+func TestVersionAndCompletion(t *testing.T) {
+	code, out, errOut := runEnv(nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "sagactl ") || len(strings.TrimSpace(out)) <= len("sagactl") || errOut != "" {
+		t.Errorf("version: exit %d %q %q", code, out, errOut)
+	}
+	var v struct{ Version, Go string }
+	code, out, _ = runEnv(nil, "version", "--json")
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.Version == "" || !strings.HasPrefix(v.Go, "go") {
+		t.Errorf("version --json: exit %d %v %q", code, err, out)
+	}
+	if code, out, _ := runEnv(nil, "--version"); code != 0 || !strings.HasPrefix(out, "sagactl ") {
+		t.Errorf("--version: exit %d %q", code, out)
+	}
+	for shell, marker := range map[string]string{"bash": "complete -o default", "zsh": "#compdef sagactl", "fish": "complete -c sagactl", "powershell": "Register-ArgumentCompleter"} {
+		code, out, errOut := runEnv(nil, "completion", shell)
+		if code != 0 || !strings.Contains(out, marker) || errOut != "" {
+			t.Errorf("completion %s: exit %d, stderr %q, no %q in %d bytes", shell, code, errOut, marker, len(out))
+		}
+	}
+	// The completion script asks sagactl itself; --status completes to the statuses.
+	code, out, _ = runEnv(nil, "__complete", "ls", "--status", "")
+	for _, st := range saga.Statuses {
+		if code != 0 || !strings.Contains(out, st+"\n") {
+			t.Errorf("__complete ls --status: exit %d, no %s in %q", code, st, out)
+		}
+	}
+}
+
+// With Redis down, sagactl says so in one line naming REDIS_URL's address,
+// exits 1, and does not wait out retries (the time is logged, not asserted).
+func TestRedisUnreachable(t *testing.T) {
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	env := map[string]string{"REDIS_URL": "redis://" + addr + "/0"}
+	for _, args := range [][]string{{"ls"}, {"--json", "show", "0192a000-0000-7000-8000-000000000000"}, {"dlq", "ls"}, {"retry", "0192a000-0000-7000-8000-000000000000"}} {
+		start := time.Now()
+		code, out, errOut := runEnv(env, args...)
+		t.Logf("sagactl %v with Redis down: exit %d after %v: %s", args, code, time.Since(start), strings.TrimSpace(errOut))
+		if code != 1 || out != "" {
+			t.Errorf("sagactl %v: exit %d, stdout %q; want 1 and nothing on stdout", args, code, out)
+		}
+		if strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(errOut, "\n") || !strings.Contains(errOut, addr) || !strings.Contains(errOut, "unreachable") {
+			t.Errorf("sagactl %v: stderr %q; want one line naming %s as unreachable", args, errOut, addr)
+		}
 	}
 }
 
