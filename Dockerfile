@@ -5,7 +5,11 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ENV CGO_ENABLED=0
-RUN go build -trimpath -ldflags='-s -w' -o /out/ ./cmd/api ./cmd/worker ./cmd/sagactl
+# .git stays out of the build context (.dockerignore), so Go records no
+# revision: pass one, e.g. --build-arg VERSION=$(git describe --always --dirty).
+ARG VERSION=unknown
+RUN go build -trimpath -ldflags="-s -w -X github.com/streamsaga/streamsaga/internal/cli.stamp=${VERSION}" \
+      -o /out/ ./cmd/api ./cmd/worker ./cmd/sagactl
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ /usr/local/bin/

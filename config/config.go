@@ -26,101 +26,58 @@ var ErrInvalid = errors.New("invalid configuration")
 
 // Config is the whole environment of the API and the worker. Each binary
 // reads the fields it needs; all are validated so a typo fails fast anywhere.
+//
+// Every field has an env tag, its default in envDefault and a one-line
+// description in help: the binaries' -h is generated from them (Vars).
 type Config struct {
-	// RedisURL is redis://[user:pass@]host:port/db, or rediss:// for TLS.
-	// Default redis://localhost:6379/0.
-	RedisURL string `env:"REDIS_URL" envDefault:"redis://localhost:6379/0"`
-	// RedisTLSCAFile is a PEM file of the authorities trusted for rediss://
-	// (a private CA or a self-signed certificate); empty trusts the system's.
-	RedisTLSCAFile string `env:"REDIS_TLS_CA_FILE"`
-	// ClusterAddrs are seed nodes (host:port) of a Redis Cluster. When set
-	// they take precedence over REDIS_URL's address; its credentials and
-	// TLS still apply.
-	ClusterAddrs []string `env:"REDIS_CLUSTER_ADDRS" envSeparator:","`
-	// Prefix starts every key. Default "saga".
-	Prefix string `env:"SAGA_PREFIX" envDefault:"saga"`
-	// Partitions is the number of partition hash tags {0}…{N-1}; fixed once
-	// chosen. Default 1.
-	Partitions int `env:"SAGA_PARTITIONS" envDefault:"1"`
-	// WorkerPartitions restricts the partitions this worker reads (empty:
-	// all), so that large deployments can give each worker a share.
-	WorkerPartitions []int `env:"WORKER_PARTITIONS" envSeparator:","`
-	// Mode is the style of sagas the API starts. Default choreography.
-	Mode string `env:"SAGA_MODE" envDefault:"choreography"`
-	// HTTPAddr is where the API listens. Default ":8080".
-	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
-	// MetricsAddr is where a worker serves /metrics; empty: not served.
-	// Default empty (the API always serves /metrics on HTTP_ADDR).
-	MetricsAddr string `env:"WORKER_METRICS_ADDR" envDefault:""`
-	// Services are the services (consumer groups) a worker runs: "all"
-	// (the default) or a comma list, checked against the services its saga
-	// types declare, and "orchestrator".
-	Services []string `env:"WORKER_SERVICES" envDefault:"all" envSeparator:","`
-	// Concurrency bounds the entries one worker handles at once. Default 64.
-	Concurrency int `env:"WORKER_CONCURRENCY" envDefault:"64"`
-	// ReadCount is the XREADGROUP COUNT of one read. Default 64.
-	ReadCount int `env:"WORKER_READ_COUNT" envDefault:"64"`
-	// StepTimeout is each step's deadline. Default 30s.
-	StepTimeout time.Duration `env:"SAGA_STEP_TIMEOUT" envDefault:"30s"`
-	// SagaTimeout, when set, is a deadline for the whole saga besides each
-	// step's. Default 0: none.
-	SagaTimeout time.Duration `env:"SAGA_TIMEOUT" envDefault:"0s"`
-	// ClaimMinIdle is how long an entry stays pending before another worker
-	// may reclaim it; longer than any legitimate handling time. Default 15s.
-	ClaimMinIdle time.Duration `env:"CLAIM_MIN_IDLE" envDefault:"15s"`
-	// HandleTimeout bounds one delivery, from when it was read. Keep it
-	// below CLAIM_MIN_IDLE, so that a handler gives up before another
-	// worker may reclaim its entry. Default 0: 90% of CLAIM_MIN_IDLE.
-	HandleTimeout time.Duration `env:"WORKER_HANDLE_TIMEOUT" envDefault:"0s"`
-	// ConsumerIdle: a consumer that holds nothing and stayed idle this long
-	// is deleted (its worker died or scaled away). 0 means 20 ×
-	// CLAIM_MIN_IDLE, at least a minute.
-	ConsumerIdle time.Duration `env:"CONSUMER_IDLE" envDefault:"0s"`
-	// MaxDeliveries is how many failed deliveries send an entry to the
-	// dead-letter stream. Default 5.
-	MaxDeliveries int `env:"MAX_DELIVERIES" envDefault:"5"`
-	// StreamRetention is how long entries are kept on a stream once every
-	// group is past them. Default 1h.
-	StreamRetention time.Duration `env:"STREAM_RETENTION" envDefault:"1h"`
-	// SagaRetention is how long a finished saga's hash is kept. Default 168h.
-	SagaRetention time.Duration `env:"SAGA_RETENTION" envDefault:"168h"`
-	// IdempotencyTTL is how long an Idempotency-Key is remembered. Default 24h.
-	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
-	// CompensationAttempts is how often an orchestrated compensation is tried
-	// before its saga becomes FAILED. Default 5.
-	CompensationAttempts int `env:"COMPENSATION_ATTEMPTS" envDefault:"5"`
-	// CompensationBackoff is the wait before the first retry of a failed
-	// compensation; it doubles up to CompensationBackoffMax. Default 200ms.
-	CompensationBackoff time.Duration `env:"COMPENSATION_BACKOFF" envDefault:"200ms"`
-	// CompensationBackoffMax caps that wait. Default 30s.
-	CompensationBackoffMax time.Duration `env:"COMPENSATION_BACKOFF_MAX" envDefault:"30s"`
-	// ClockOffset shifts this process's clock (a test knob: workers with
-	// skewed clocks must time nothing out early or twice). Default 0.
-	ClockOffset time.Duration `env:"CLOCK_OFFSET" envDefault:"0s"`
-	// LogLevel is debug, info, warn or error. Default info.
-	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
-	// AdminToken, when set, is the bearer token the API requires for its
-	// admin actions (retry, stock, dead-letter replay, console actions).
-	// Empty: admin actions are open (fine on a laptop, not in production).
-	AdminToken string `env:"ADMIN_TOKEN"`
+	// RedisURL may carry credentials; log it through RedactURL.
+	RedisURL       string `env:"REDIS_URL" envDefault:"redis://localhost:6379/0" help:"Redis to use: redis://[user:pass@]host:port/db, rediss:// for TLS, unix:// for a socket"`
+	RedisTLSCAFile string `env:"REDIS_TLS_CA_FILE" help:"PEM file of the authorities trusted for rediss:// (a private CA); empty: the system's"`
+	// ClusterAddrs take precedence over REDIS_URL's address; its credentials
+	// and TLS still apply.
+	ClusterAddrs []string `env:"REDIS_CLUSTER_ADDRS" envSeparator:"," help:"comma list of seed nodes (host:port) of a Redis Cluster; replaces REDIS_URL's address"`
+	Prefix       string   `env:"SAGA_PREFIX" envDefault:"saga" help:"first part of every key (1-32 characters of [A-Za-z0-9_-])"`
+	// Partitions is fixed once chosen: keys embed the partition.
+	Partitions       int    `env:"SAGA_PARTITIONS" envDefault:"1" help:"number of partitions, hash tags {0}..{N-1}; never change it on existing data"`
+	WorkerPartitions []int  `env:"WORKER_PARTITIONS" envSeparator:"," help:"comma list of the partitions this worker reads; empty: all"`
+	Mode             string `env:"SAGA_MODE" envDefault:"choreography" help:"style of the sagas the API starts: choreography or orchestration"`
+	HTTPAddr         string `env:"HTTP_ADDR" envDefault:":8080" help:"where the API listens (it serves /metrics, /healthz and /readyz there too)"`
+	MetricsAddr      string `env:"WORKER_METRICS_ADDR" envDefault:"" help:"where a worker serves /metrics, /healthz and /readyz; empty: not served"`
+	// Services are checked against the services the saga types declare.
+	Services    []string      `env:"WORKER_SERVICES" envDefault:"all" envSeparator:"," help:"services (consumer groups) a worker runs: all, or a comma list of order,payment,inventory,shipping,orchestrator"`
+	Concurrency int           `env:"WORKER_CONCURRENCY" envDefault:"64" help:"entries one worker handles at once"`
+	ReadCount   int           `env:"WORKER_READ_COUNT" envDefault:"64" help:"COUNT of one XREADGROUP"`
+	StepTimeout time.Duration `env:"SAGA_STEP_TIMEOUT" envDefault:"30s" help:"deadline of each step; a stalled saga is compensated after it"`
+	SagaTimeout time.Duration `env:"SAGA_TIMEOUT" envDefault:"0s" help:"deadline of a whole saga besides each step's; 0: none"`
+	// ClaimMinIdle must exceed any legitimate handling time.
+	ClaimMinIdle time.Duration `env:"CLAIM_MIN_IDLE" envDefault:"15s" help:"how long an entry stays pending before another worker may reclaim it"`
+	// HandleTimeout stays below CLAIM_MIN_IDLE so that a handler gives up
+	// before another worker may reclaim its entry.
+	HandleTimeout time.Duration `env:"WORKER_HANDLE_TIMEOUT" envDefault:"0s" help:"bound of one delivery, from when it was read; keep it below CLAIM_MIN_IDLE; 0: 90% of CLAIM_MIN_IDLE"`
+	// ConsumerIdle: such a consumer's worker died or scaled away.
+	ConsumerIdle           time.Duration `env:"CONSUMER_IDLE" envDefault:"0s" help:"a consumer holding nothing and idle this long is deleted; 0: 20 x CLAIM_MIN_IDLE, at least 1m"`
+	MaxDeliveries          int           `env:"MAX_DELIVERIES" envDefault:"5" help:"failed deliveries after which an entry goes to the dead-letter stream"`
+	StreamRetention        time.Duration `env:"STREAM_RETENTION" envDefault:"1h" help:"how long stream entries are kept once every group is past them"`
+	SagaRetention          time.Duration `env:"SAGA_RETENTION" envDefault:"168h" help:"how long a finished saga (and dead letters, alerts) is kept"`
+	IdempotencyTTL         time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h" help:"how long an Idempotency-Key is remembered"`
+	CompensationAttempts   int           `env:"COMPENSATION_ATTEMPTS" envDefault:"5" help:"tries of an orchestrated compensation before its saga becomes FAILED"`
+	CompensationBackoff    time.Duration `env:"COMPENSATION_BACKOFF" envDefault:"200ms" help:"wait before the first retry of a failed compensation; doubles up to COMPENSATION_BACKOFF_MAX"`
+	CompensationBackoffMax time.Duration `env:"COMPENSATION_BACKOFF_MAX" envDefault:"30s" help:"cap of that wait"`
+	// ClockOffset is a test knob: workers with skewed clocks must time
+	// nothing out early or twice.
+	ClockOffset time.Duration `env:"CLOCK_OFFSET" envDefault:"0s" help:"shifts this process's clock (testing)"`
+	LogLevel    string        `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	// AdminToken is a secret: never log it.
+	AdminToken string `env:"ADMIN_TOKEN" help:"bearer token the API requires for admin actions (retry, stock, dead-letter replay, console actions); empty: open"`
 
-	// PaymentLimitCents: the fake gateway declines larger charges. Default 100000.
-	PaymentLimitCents int64 `env:"PAYMENT_LIMIT_CENTS" envDefault:"100000"`
-	// ShippingMaxUnits: larger orders fail to ship. Default 1000.
-	ShippingMaxUnits int64 `env:"SHIPPING_MAX_UNITS" envDefault:"1000"`
-	// PaymentFailureRate is the share of charges the gateway declines at
-	// random (0..1). Default 0.
-	PaymentFailureRate float64 `env:"PAYMENT_FAILURE_RATE" envDefault:"0"`
-	// ShippingFailureRate is the share of shipments that fail at random
-	// (0..1). Default 0.
-	ShippingFailureRate float64 `env:"SHIPPING_FAILURE_RATE" envDefault:"0"`
-	// PaymentLatency is added to every gateway call. Default 0.
-	PaymentLatency time.Duration `env:"PAYMENT_LATENCY" envDefault:"0s"`
-	// ShippingLatency is added to every shipment. Default 0.
-	ShippingLatency time.Duration `env:"SHIPPING_LATENCY" envDefault:"0s"`
-	// RefundFailures makes the gateway refuse the first N refund attempts of
-	// every saga (a chaos knob for compensation retries). Default 0.
-	RefundFailures int `env:"PAYMENT_REFUND_FAILURES" envDefault:"0"`
+	// The fake gateway and carrier of the demo domain.
+	PaymentLimitCents   int64         `env:"PAYMENT_LIMIT_CENTS" envDefault:"100000" help:"the fake gateway declines larger charges"`
+	ShippingMaxUnits    int64         `env:"SHIPPING_MAX_UNITS" envDefault:"1000" help:"larger orders fail to ship"`
+	PaymentFailureRate  float64       `env:"PAYMENT_FAILURE_RATE" envDefault:"0" help:"share of charges declined at random (0..1)"`
+	ShippingFailureRate float64       `env:"SHIPPING_FAILURE_RATE" envDefault:"0" help:"share of shipments failing at random (0..1)"`
+	PaymentLatency      time.Duration `env:"PAYMENT_LATENCY" envDefault:"0s" help:"added to every gateway call"`
+	ShippingLatency     time.Duration `env:"SHIPPING_LATENCY" envDefault:"0s" help:"added to every shipment"`
+	RefundFailures      int           `env:"PAYMENT_REFUND_FAILURES" envDefault:"0" help:"the gateway refuses the first N refunds of every saga (chaos knob for compensation retries)"`
 }
 
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)

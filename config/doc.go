@@ -4,4 +4,8 @@
 //
 // A bad value is reported as an error that names the variable; the binaries
 // turn it into exit status 2 before they touch Redis.
+//
+// The struct tags are the one list of variables: env names one, envDefault
+// gives its default and help describes it in a line. Vars and WriteEnvHelp
+// read them for the binaries' -h, so a new field needs all three.
 package config

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -216,5 +217,29 @@ func TestDockerignore(t *testing.T) {
 		if excluded(f) {
 			t.Errorf(".dockerignore excludes %s, which the build needs", f)
 		}
+	}
+}
+
+// The Dockerfile's -X stamp names a variable that exists: the linker ignores
+// a wrong one silently, and the image's binaries would say "(devel)".
+func TestDockerfileVersionStamp(t *testing.T) {
+	b, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`-X (\S+)=\$\{VERSION\}`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal("the Dockerfile stamps no version (-X …=${VERSION})")
+	}
+	bin := filepath.Join(t.TempDir(), "worker")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X "+m[1]+"=v-stamped", "-o", bin, "../cmd/worker").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		t.Fatalf("worker --version: %v", err)
+	}
+	if !strings.Contains(string(out), "v-stamped") {
+		t.Fatalf("worker --version = %q: the stamp %s did not reach it", out, m[1])
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,16 +37,47 @@ func ConsumerName() string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
-// Run runs a worker until ctx is cancelled, then shuts down cleanly.
+// Run runs a worker until ctx is cancelled, then shuts down cleanly. With
+// WORKER_METRICS_ADDR it serves /metrics, /healthz and /readyz there.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	var ln net.Listener
+	if cfg.MetricsAddr != "" {
+		l, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on WORKER_METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+		}
+		ln = l
+	}
+	return Serve(ctx, ln, cfg, log)
+}
+
+// Serve is Run with the metrics listener the caller opened (nil: no HTTP),
+// so that several workers in one process (cmd/dev) each get their own
+// address. Serve closes ln.
+func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.Logger) error {
 	consumer := ConsumerName()
 	log = log.With("consumer", consumer)
 	rdb, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: cfg.Concurrency + 16, Name: consumer, TLSCAFile: cfg.RedisTLSCAFile, ClusterAddrs: cfg.ClusterAddrs})
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
 	defer rdb.Close()
 	m := metrics.New()
+	h := &health{rdb: rdb}
+	g, gctx := errgroup.WithContext(ctx)
+	// Served from the start: liveness holds while Redis is still down.
+	if ln != nil {
+		g.Go(func() error { return serveHTTP(gctx, ln, m, h, log) })
+	}
+	g.Go(func() error { return work(gctx, cfg, log, consumer, rdb, m, h) })
+	return g.Wait()
+}
+
+// work sets up (waiting for Redis), then reads and handles until ctx ends.
+func work(ctx context.Context, cfg *config.Config, log *slog.Logger, consumer string, rdb redis.UniversalClient, m *metrics.Metrics, h *health) error {
 	product, err := wiring.New(rdb, cfg, log, m.SagaStatus)
 	if err != nil {
 		return err
@@ -54,7 +87,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	_, run := engine.Subscriptions(services, cfg.WorkerPartitions)
+	all, run := engine.Subscriptions(services, cfg.WorkerPartitions)
 	// One blocking connection per subscription, plus slack for reconnects.
 	reader, err := streams.Connect(cfg.RedisURL, streams.ClientOptions{PoolSize: len(run) + 4, Name: consumer + "-reader", TLSCAFile: cfg.RedisTLSCAFile, ClusterAddrs: cfg.ClusterAddrs})
 	if err != nil {
@@ -62,8 +95,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer reader.Close()
 	// The scripts of the fake gateway, an external system of the demo
-	// domain, load with it.
-	if err := waitForRedis(ctx, rdb, log, func(ctx context.Context) error { return handlers.LoadScripts(ctx, rdb) }); err != nil {
+	// domain, load with the engine's; the groups are made here too, so
+	// that /readyz answers 200 only once the worker can read.
+	setup := func(ctx context.Context) error {
+		if err := handlers.LoadScripts(ctx, rdb); err != nil {
+			return err
+		}
+		if err := engine.LoadScripts(ctx); err != nil {
+			return err
+		}
+		return streams.EnsureGroups(ctx, rdb, all)
+	}
+	if err := waitForRedis(ctx, rdb, log, setup); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before Redis came up: a clean stop
 		}
@@ -91,9 +134,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return trimmer.Run(gctx) })
 	g.Go(func() error { return operatorTrimmer.Run(gctx) })
-	if cfg.MetricsAddr != "" {
-		g.Go(func() error { return serveMetrics(gctx, cfg.MetricsAddr, m, log) })
-	}
+	h.reading.Store(true)
+	g.Go(func() error {
+		// A stopping worker reads no more: not ready from the first moment.
+		<-gctx.Done()
+		h.reading.Store(false)
+		return nil
+	})
 	err = g.Wait()
 	st := engine.Stats()
 	log.Info("worker stopped", "stale_refused", st.Stale, "rejected", st.Rejected, "missing", st.Missing,
@@ -103,14 +150,52 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return err
 }
 
-// serveMetrics serves /metrics until ctx is done.
-func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on WORKER_METRICS_ADDR: %w", err)
+// health answers /healthz and /readyz.
+type health struct {
+	rdb redis.UniversalClient
+	// reading: set up and reading, not stopping.
+	reading atomic.Bool
+}
+
+// healthz: the process runs and serves HTTP (liveness; Redis not asked).
+func (h *health) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz: the worker's groups are set up, it reads, and Redis answers a
+// PING within a second.
+func (h *health) readyz(w http.ResponseWriter, r *http.Request) {
+	if !h.reading.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, notReady("the worker is not reading (setting up, waiting for redis, or stopping)"))
+		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := streams.Ping(ctx, h.rdb); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, notReady("redis is not reachable"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// notReady is shaped like the API's error bodies.
+func notReady(msg string) map[string]map[string]string {
+	return map[string]map[string]string{"error": {"code": "not_ready", "message": msg}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// serveHTTP serves /metrics, /healthz and /readyz on ln until ctx is done.
+func serveHTTP(ctx context.Context, ln net.Listener, m *metrics.Metrics, h *health, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.HandleFunc("GET /readyz", h.readyz)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 	go func() {

@@ -48,9 +48,6 @@ func item(sku string, qty, price int) map[string]any {
 
 // runDemo places one order of each path and prints how each ended.
 func runDemo(ctx context.Context, base string, out io.Writer) error {
-	if err := waitReady(ctx, base); err != nil {
-		return err
-	}
 	for sku, n := range map[string]int{"sku-1": 100, "sku-scarce": 1, "sku-bulk": 5000} {
 		if _, err := call(ctx, "PUT", base+"/inventory/"+sku, map[string]int{"available": n}, nil); err != nil {
 			return err

@@ -1,6 +1,13 @@
 // Package devrun runs the whole product in one process for local use: a
-// redis-server child on a free port, the API and N workers (each a full
-// worker with its own consumer name, as separate processes would be).
+// redis-server child, the API and N workers (each a full worker with its
+// own consumer name and metrics address, as separate processes would be).
+//
+// Its redis-server listens on a fixed address (DefaultRedisAddr) and keeps
+// its data (AOF) in a directory that outlives the run (DefaultDataDir), so
+// that a restart finds every saga again; Fresh empties it first. The demo
+// uses a free port and a temporary directory instead, so that demo runs
+// are independent. Without redis-server on PATH (or with Embedded) an
+// in-process Redis-compatible server stands in, keeping nothing.
 package devrun
 
 import (
@@ -8,18 +15,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
-	"os/exec"
+	"strconv"
+	"strings"
 	"time"
-
-	"github.com/alicebob/miniredis/v2"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamsaga/streamsaga/api"
 	"github.com/streamsaga/streamsaga/config"
-	"github.com/streamsaga/streamsaga/internal/redistest"
 	"github.com/streamsaga/streamsaga/worker"
 )
 
@@ -34,9 +40,28 @@ type Options struct {
 	// Embedded forces the embedded Redis-compatible server even when
 	// redis-server is installed.
 	Embedded bool
-	// RedisAddr is where the embedded server listens (DEV_REDIS_ADDR);
-	// default 127.0.0.1:6380.
+	// RedisAddr is where Redis listens (-redis-addr, DEV_REDIS_ADDR);
+	// empty: DefaultRedisAddr, or for the demo a free port.
 	RedisAddr string
+	// DataDir is redis-server's data directory; empty: DefaultDataDir().
+	// The demo does not use it.
+	DataDir string
+	// Fresh removes the Redis data in DataDir before starting.
+	Fresh bool
+	// Logger of the API and the workers; nil: JSON at WARN on stderr.
+	Logger *slog.Logger
+	// OnReady, when set, is told the endpoints once everything listens.
+	OnReady func(Endpoints)
+}
+
+// Endpoints of a running dev instance.
+type Endpoints struct {
+	// API is the API's base URL; Workers the base URLs of the workers'
+	// /metrics, /healthz and /readyz.
+	API     string
+	Workers []string
+	// RedisURL is the REDIS_URL of its Redis.
+	RedisURL string
 }
 
 const embeddedBanner = `  NOTE: embedded Redis (miniredis) — redis-server was not found on PATH (or -embedded).
@@ -45,74 +70,48 @@ const embeddedBanner = `  NOTE: embedded Redis (miniredis) — redis-server was 
         Install redis-server for the real thing.
 `
 
-// startRedis starts redis-server on a free port, or the embedded server.
-func startRedis(o Options) (url, where string, stop func(), embedded bool, err error) {
-	if _, lookErr := exec.LookPath("redis-server"); lookErr == nil && !o.Embedded {
-		srv, err := redistest.Start(redistest.Options{AOF: "everysec"})
-		if err != nil {
-			return "", "", nil, false, fmt.Errorf("start redis-server: %w", err)
-		}
-		return srv.URL(), fmt.Sprintf("%s   (redis-cli -p %d; data in %s)", srv.Addr(), srv.Port, srv.Dir), srv.Close, false, nil
-	}
-	addr := o.RedisAddr
-	if addr == "" {
-		addr = "127.0.0.1:6380"
-	}
-	m := miniredis.NewMiniRedis()
-	if err := m.StartAddr(addr); err != nil {
-		// The demo needs no fixed port: take a free one when the default is busy.
-		if !o.Demo || o.RedisAddr != "" {
-			return "", "", nil, true, fmt.Errorf("start embedded redis on DEV_REDIS_ADDR %s: %w", addr, err)
-		}
-		if err := m.StartAddr("127.0.0.1:0"); err != nil {
-			return "", "", nil, true, fmt.Errorf("start embedded redis: %w", err)
-		}
-	}
-	return "redis://" + m.Addr() + "/0", fmt.Sprintf("%s   (embedded; redis-cli -h %s -p %s)", m.Addr(), m.Host(), m.Port()), m.Close, true, nil
-}
-
 // Run starts Redis, the API and the workers, and serves until ctx ends (or,
 // with Demo, until the demo orders finished).
 func Run(ctx context.Context, cfg *config.Config, o Options) error {
-	url, where, stopRedis, embedded, err := startRedis(o)
+	log := o.Logger
+	if log == nil {
+		log = config.NewLogger("warn", os.Stderr)
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	workers := max(o.Workers, 1)
+	rds, err := startRedis(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer stopRedis()
-	cfg.RedisURL = url
-	if cfg.HTTPAddr == ":8080" {
-		cfg.HTTPAddr = "127.0.0.1:8080"
-	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil && o.Demo {
-		ln, err = net.Listen("tcp", "127.0.0.1:0") // the demo needs no fixed port
-	}
+	defer rds.stop()
+	cfg.RedisURL = rds.url
+	lns, err := listen(cfg, workers, o.Demo)
 	if err != nil {
-		return fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+		return err
 	}
-	log := config.NewLogger("warn", os.Stderr)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return api.Serve(gctx, ln, cfg, log) })
-	for range max(o.Workers, 1) {
-		g.Go(func() error { return worker.Run(gctx, cfg, log) })
+	g.Go(func() error { return api.Serve(gctx, lns[0], cfg, log) })
+	ep := Endpoints{API: baseURL(lns[0]), RedisURL: rds.url}
+	for _, ln := range lns[1:] {
+		wcfg := *cfg
+		wcfg.MetricsAddr = ln.Addr().String()
+		g.Go(func() error { return worker.Serve(gctx, ln, &wcfg, log) })
+		ep.Workers = append(ep.Workers, baseURL(ln))
 	}
-	base := "http://" + ln.Addr().String()
-	fmt.Fprintf(o.Out, `streamsaga is running
-  API        %s   (try: curl %s/sagas?status=COMPLETED)
-  dashboard  %s/ui/
-  metrics    %s/metrics
-  Redis      %s
-  workers    %d, all services; new sagas: %s (SAGA_MODE)
-`, base, base, base, base, where, max(o.Workers, 1), cfg.Mode)
-	if embedded {
-		fmt.Fprint(o.Out, embeddedBanner)
+	printBanner(o.Out, cfg, ep, rds)
+	if o.OnReady != nil {
+		o.OnReady(ep)
 	}
-	fmt.Fprintln(o.Out, "Stop with Ctrl-C.")
 	var demoErr error
 	if o.Demo {
-		demoErr = runDemo(gctx, base, o.Out)
+		demoErr = waitReady(gctx, ep)
+		if demoErr == nil {
+			demoErr = runDemo(gctx, ep.API, o.Out)
+		}
 		cancel()
 	}
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
@@ -121,13 +120,115 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	return demoErr
 }
 
-func waitReady(ctx context.Context, base string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if code, err := call(ctx, "GET", base+"/readyz", nil, nil); err == nil && code == 200 {
-			return nil
+// listen opens the API's listener, then one metrics listener per worker:
+// WORKER_METRICS_ADDR's port + i for worker i when it is set, else free
+// ports (two workers in one process cannot share one address). The demo
+// takes free ports when the chosen ones are busy.
+func listen(cfg *config.Config, workers int, demo bool) (lns []net.Listener, err error) {
+	defer func() {
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
+	}()
+	if cfg.HTTPAddr == ":8080" {
+		cfg.HTTPAddr = "127.0.0.1:8080" // a laptop's dev server is not for the network
 	}
-	return errors.New("API not ready after 10s")
+	ln, err := listenOr(cfg.HTTPAddr, demo)
+	if err != nil {
+		return nil, fmt.Errorf("listen on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	lns = append(lns, ln)
+	host, port := "127.0.0.1", 0
+	if cfg.MetricsAddr != "" {
+		h, p, err := net.SplitHostPort(cfg.MetricsAddr)
+		if err == nil {
+			port, err = strconv.Atoi(p)
+		}
+		if err != nil {
+			return lns, fmt.Errorf("WORKER_METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+		}
+		host = h
+	}
+	for i := range workers {
+		addr := net.JoinHostPort(host, "0")
+		if port != 0 {
+			addr = net.JoinHostPort(host, strconv.Itoa(port+i))
+		}
+		ln, err := listenOr(addr, demo)
+		if err != nil {
+			return lns, fmt.Errorf("listen on %s for worker %d's metrics (WORKER_METRICS_ADDR's port + %d): %w", addr, i+1, i, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// listenOr listens on addr; with orFree, on a free loopback port when addr
+// is busy.
+func listenOr(addr string, orFree bool) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil && orFree {
+		return net.Listen("tcp", "127.0.0.1:0")
+	}
+	return ln, err
+}
+
+// baseURL is the http:// URL of a listener, on loopback when it listens on
+// every interface.
+func baseURL(ln net.Listener) string {
+	a := ln.Addr().(*net.TCPAddr)
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+}
+
+func printBanner(w io.Writer, cfg *config.Config, ep Endpoints, rds *devRedis) {
+	fmt.Fprintf(w, "streamsaga is running\n")
+	fmt.Fprintf(w, "  API        %s   (try: curl %s/sagas?status=COMPLETED)\n", ep.API, ep.API)
+	fmt.Fprintf(w, "  dashboard  %s/ui/\n", ep.API)
+	fmt.Fprintf(w, "  metrics    %s/metrics   (API)\n", ep.API)
+	for i, u := range ep.Workers {
+		fmt.Fprintf(w, "             %s/metrics   (worker %d; /healthz and /readyz beside it)\n", u, i+1)
+	}
+	fmt.Fprintf(w, "  Redis      %s\n", rds.where)
+	fmt.Fprintf(w, "  workers    %d, all services; new sagas: %s (SAGA_MODE)\n", len(ep.Workers), cfg.Mode)
+	fmt.Fprintf(w, "  sagactl    %s go run ./cmd/sagactl ls\n", sagactlEnv(cfg))
+	if rds.embedded {
+		fmt.Fprint(w, embeddedBanner)
+	}
+	fmt.Fprintln(w, "Stop with Ctrl-C.")
+}
+
+// sagactlEnv is the environment sagactl needs to read this instance: its
+// REDIS_URL, and the key layout when it is not the default.
+func sagactlEnv(cfg *config.Config) string {
+	vars := []string{"REDIS_URL=" + cfg.RedisURL}
+	if cfg.Prefix != "saga" {
+		vars = append(vars, "SAGA_PREFIX="+cfg.Prefix)
+	}
+	if cfg.Partitions != 1 {
+		vars = append(vars, "SAGA_PARTITIONS="+strconv.Itoa(cfg.Partitions))
+	}
+	return strings.Join(vars, " ")
+}
+
+// waitReady waits until the API and every worker answer /readyz.
+func waitReady(ctx context.Context, ep Endpoints) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for _, base := range append([]string{ep.API}, ep.Workers...) {
+		for {
+			if code, err := call(ctx, "GET", base+"/readyz", nil, nil); err == nil && code == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not ready after 10s", base)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
 }

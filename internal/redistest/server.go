@@ -24,6 +24,13 @@ type Options struct {
 	AOF string
 	// Args are extra redis-server arguments.
 	Args []string
+	// Port, when set, is the port to listen on instead of a free one; a
+	// server already answering there is an error, not taken for ours.
+	Port int
+	// Dir, when set, is the data directory (created if missing) instead of
+	// a new temporary one; Close leaves it in place, so that its AOF
+	// outlives the server.
+	Dir string
 }
 
 // Server is one redis-server child process.
@@ -41,17 +48,27 @@ func Start(opts Options) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("redis-server not on PATH (install Debian's redis-server package): %w", err)
 	}
-	dir, err := os.MkdirTemp("", "redistest-")
-	if err != nil {
+	dir := opts.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "redistest-")
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	port, err := FreePort()
-	if err != nil {
-		return nil, err
+	port := opts.Port
+	if port == 0 {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		port = p
 	}
 	s := &Server{Port: port, Dir: dir, opts: opts}
 	if err := s.launch(); err != nil {
-		os.RemoveAll(dir)
+		s.removeDir()
 		return nil, err
 	}
 	return s, nil
@@ -91,9 +108,17 @@ func (s *Server) launch() error {
 	for time.Now().Before(deadline) {
 		c := redis.NewClient(&redis.Options{Addr: s.Addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 		err := c.Ping(context.Background()).Err()
+		if err == nil && s.opts.Port != 0 {
+			// On a chosen port another server may be the one answering.
+			err = s.checkPID(c)
+		}
 		c.Close()
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, errNotOurs) {
+			s.Kill()
+			return fmt.Errorf("port %d: %w", s.Port, err)
 		}
 		select {
 		case <-s.done:
@@ -103,6 +128,20 @@ func (s *Server) launch() error {
 		}
 	}
 	return errors.New("redis-server did not answer PING within 10s")
+}
+
+var errNotOurs = errors.New("another server answers on this port")
+
+// checkPID tells whether the server answering is this child process.
+func (s *Server) checkPID(c *redis.Client) error {
+	info, err := c.InfoMap(context.Background(), "server").Result()
+	if err != nil {
+		return err
+	}
+	if info["Server"]["process_id"] != strconv.Itoa(s.PID()) {
+		return errNotOurs
+	}
+	return nil
 }
 
 // Addr is host:port.
@@ -156,7 +195,8 @@ func (s *Server) Restart() error {
 	return s.launch()
 }
 
-// Close stops the server and removes its directory.
+// Close stops the server (SIGKILL) and removes its directory, unless the
+// directory was given in Options.Dir.
 func (s *Server) Close() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		select {
@@ -165,7 +205,15 @@ func (s *Server) Close() {
 			s.Kill()
 		}
 	}
-	os.RemoveAll(s.Dir)
+	s.removeDir()
+}
+
+// removeDir removes the directory Start created; a Dir given in Options is
+// the caller's.
+func (s *Server) removeDir() {
+	if s.opts.Dir == "" {
+		os.RemoveAll(s.Dir)
+	}
 }
 
 // FreePort asks the kernel for a free loopback TCP port.
