@@ -33,6 +33,8 @@ func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.L
 		return err
 	}
 	defer rdb.Close()
+	// The product's own log lines about a request carry its id too.
+	log = withRequestID(log)
 	m := metrics.New()
 	product, err := wiring.New(rdb, cfg, log, m.SagaStatus)
 	if err != nil {
@@ -51,6 +53,11 @@ func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.L
 	m.Streams(rdb, all)
 	a := New(rdb, engine, product.Orders, product.Services.Inventory(), log)
 	a.Metrics = m.Handler()
+	a.ObserveRequests(m)
+	a.ProtectAdmin(cfg.AdminToken)
+	if cfg.AdminToken == "" {
+		log.WarnContext(ctx, "ADMIN_TOKEN is not set: admin actions (saga retry, stock, dead-letter replay) are open to anyone who reaches the API")
+	}
 	a.UI = NewUI(rdb, engine, all)
 	srv := NewServer(cfg.HTTPAddr, a.Handler())
 	errc := make(chan error, 1)

@@ -30,6 +30,10 @@ type API struct {
 	engine    *saga.Engine
 	inventory *handlers.Inventory
 	log       *slog.Logger
+	// adminDigest is the SHA-256 of the admin token; nil: admin actions
+	// are open (see ProtectAdmin).
+	adminDigest *[32]byte
+	requests    RequestObserver
 	// Metrics, when set, is served at GET /metrics.
 	Metrics http.Handler
 	// UI, when set, is the dashboard at /ui/.
@@ -41,8 +45,11 @@ func New(rdb redis.UniversalClient, engine *saga.Engine, orders *handlers.Orders
 	if log == nil {
 		log = slog.Default()
 	}
-	return &API{rdb: rdb, orders: orders, engine: engine, inventory: inventory, log: log}
+	return &API{rdb: rdb, orders: orders, engine: engine, inventory: inventory, log: withRequestID(log)}
 }
+
+// ObserveRequests makes the API report every answered request to o.
+func (a *API) ObserveRequests(o RequestObserver) { a.requests = o }
 
 // NewServer returns an http.Server with the timeouts and header cap that
 // keep slow or hostile clients from holding it (SPEC section 10).
@@ -58,31 +65,51 @@ func NewServer(addr string, h http.Handler) *http.Server {
 	}
 }
 
-// Handler returns the routes.
-func (a *API) Handler() http.Handler {
-	mux := http.NewServeMux()
-	route(mux, "/orders", map[string]http.HandlerFunc{http.MethodPost: a.postOrder})
-	route(mux, "/orders/{id}", map[string]http.HandlerFunc{http.MethodGet: a.getOrder})
-	route(mux, "/sagas", map[string]http.HandlerFunc{http.MethodGet: a.listSagas})
-	route(mux, "/sagas/{id}", map[string]http.HandlerFunc{http.MethodGet: a.getSaga})
-	route(mux, "/sagas/{id}/retry", map[string]http.HandlerFunc{http.MethodPost: a.retrySaga})
-	route(mux, "/inventory/{sku}", map[string]http.HandlerFunc{http.MethodGet: a.getInventory, http.MethodPut: a.putInventory})
-	route(mux, "/healthz", map[string]http.HandlerFunc{http.MethodGet: a.healthz})
-	route(mux, "/openapi.yaml", map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/yaml")
-		_, _ = w.Write(OpenAPI)
-	}})
-	route(mux, "/readyz", map[string]http.HandlerFunc{http.MethodGet: a.readyz})
-	if a.UI != nil {
-		a.UI.register(mux)
+// apiRoute is one path of the API and its handler per method.
+type apiRoute struct {
+	path     string
+	byMethod map[string]http.HandlerFunc
+}
+
+// routes are the API's paths, each described in openapi.yaml (the console's
+// pages at /ui/ are not).
+func (a *API) routes() []apiRoute {
+	rs := []apiRoute{
+		{"/orders", map[string]http.HandlerFunc{http.MethodPost: a.postOrder}},
+		{"/orders/{id}", map[string]http.HandlerFunc{http.MethodGet: a.getOrder}},
+		{"/sagas", map[string]http.HandlerFunc{http.MethodGet: a.listSagas}},
+		{"/sagas/{id}", map[string]http.HandlerFunc{http.MethodGet: a.getSaga}},
+		{"/sagas/{id}/retry", map[string]http.HandlerFunc{http.MethodPost: a.admin(a.retrySaga)}},
+		{"/inventory/{sku}", map[string]http.HandlerFunc{http.MethodGet: a.getInventory, http.MethodPut: a.admin(a.putInventory)}},
+		{"/deadletters", map[string]http.HandlerFunc{http.MethodGet: a.listDeadLetters}},
+		{"/deadletters/{id}", map[string]http.HandlerFunc{http.MethodGet: a.getDeadLetter}},
+		{"/deadletters/{id}/replay", map[string]http.HandlerFunc{http.MethodPost: a.admin(a.replayDeadLetter)}},
+		{"/healthz", map[string]http.HandlerFunc{http.MethodGet: a.healthz}},
+		{"/openapi.yaml", map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/yaml")
+			_, _ = w.Write(OpenAPI)
+		}}},
+		{"/readyz", map[string]http.HandlerFunc{http.MethodGet: a.readyz}},
 	}
 	if a.Metrics != nil {
-		route(mux, "/metrics", map[string]http.HandlerFunc{http.MethodGet: a.Metrics.ServeHTTP})
+		rs = append(rs, apiRoute{"/metrics", map[string]http.HandlerFunc{http.MethodGet: a.Metrics.ServeHTTP}})
+	}
+	return rs
+}
+
+// Handler returns the routes, behind the access log and request metrics.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range a.routes() {
+		route(mux, r.path, r.byMethod)
+	}
+	if a.UI != nil {
+		a.UI.register(mux)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such resource")
 	})
-	return a.recoverer(mux)
+	return a.access(a.recoverer(mux))
 }
 
 // route registers one handler per method and answers any other method with
@@ -108,7 +135,7 @@ func (a *API) recoverer(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				a.log.ErrorContext(r.Context(), "handler panic", "panic", p, "path", r.URL.Path)
+				a.log.ErrorContext(r.Context(), "handler panic", "panic", p, "route", routeOf(r.Pattern))
 				writeError(w, http.StatusInternalServerError, "internal", "internal error")
 			}
 		}()
@@ -116,12 +143,19 @@ func (a *API) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// unavailable answers a Redis failure: the outcome is unknown to the client,
-// which may retry with the same Idempotency-Key.
-func (a *API) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	a.log.ErrorContext(r.Context(), "redis unavailable", "path", r.URL.Path, "err", err)
+// Advice of a 503, by what the client may safely do next.
+const (
+	adviceRead  = "storage is unavailable; retry later"
+	adviceOrder = "storage is unavailable; the order may or may not have been placed: retry with the same Idempotency-Key and body"
+	adviceRetry = "storage is unavailable; repeating this retry is safe: a saga already re-driven answers 409"
+	adviceStock = "storage is unavailable; setting stock is idempotent: repeat the same request"
+)
+
+// unavailable answers a Redis failure with advice that fits the call.
+func (a *API) unavailable(w http.ResponseWriter, r *http.Request, err error, advice string) {
+	a.log.ErrorContext(r.Context(), "redis unavailable", "route", routeOf(r.Pattern), "err", err)
 	w.Header().Set("Retry-After", "1")
-	writeError(w, http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry with the same Idempotency-Key")
+	writeError(w, http.StatusServiceUnavailable, "unavailable", advice)
 }
 
 func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
@@ -148,7 +182,7 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.unavailable(w, r, err)
+		a.unavailable(w, r, err, adviceOrder)
 		return
 	}
 	if !placed.Created {
@@ -179,7 +213,7 @@ func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.unavailable(w, r, err)
+		a.unavailable(w, r, err, adviceRead)
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
@@ -197,7 +231,7 @@ func (a *API) getSaga(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.unavailable(w, r, err)
+		a.unavailable(w, r, err, adviceRead)
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
@@ -219,7 +253,7 @@ func (a *API) retrySaga(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, saga.ErrCannotRetry):
 		writeError(w, http.StatusConflict, "cannot_retry", "nothing in this saga's definition can undo what is left; resolve it by hand")
 	case err != nil:
-		a.unavailable(w, r, err)
+		a.unavailable(w, r, err, adviceRetry)
 	default:
 		w.Header().Set("Location", "/sagas/"+id)
 		writeJSON(w, http.StatusAccepted, map[string]string{"saga_id": id, "status": saga.StatusCompensating})
@@ -245,21 +279,30 @@ func (a *API) listSagas(w http.ResponseWriter, r *http.Request) {
 		writeRequestError(w, badRequest("invalid_status", "status", "status must be one of "+strings.Join(saga.Statuses, ", ")))
 		return
 	}
-	limit := 50
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			writeRequestError(w, badRequest("invalid_limit", "limit", "limit must be 1-1000"))
-			return
-		}
-		limit = n
+	limit, rerr := limitParam(r, 50)
+	if rerr != nil {
+		writeRequestError(w, rerr)
+		return
 	}
 	sagas, err := a.engine.List(r.Context(), statuses, limit)
 	if err != nil {
-		a.unavailable(w, r, err)
+		a.unavailable(w, r, err, adviceRead)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sagas": sagas})
+}
+
+// limitParam reads the limit query parameter: 1-1000, def when absent.
+func limitParam(r *http.Request, def int) (int, *requestError) {
+	l := r.URL.Query().Get("limit")
+	if l == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, badRequest("invalid_limit", "limit", "limit must be 1-1000")
+	}
+	return n, nil
 }
 
 type stockRequest struct {
@@ -284,10 +327,15 @@ func (a *API) putInventory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.inventory.Set(r.Context(), sku, *req.Available); err != nil {
-		a.unavailable(w, r, err)
+		a.unavailable(w, r, err, adviceStock)
 		return
 	}
-	a.getInventory(w, r)
+	s, err := a.inventory.Get(r.Context(), sku)
+	if err != nil {
+		a.unavailable(w, r, err, adviceStock)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
 }
 
 func (a *API) getInventory(w http.ResponseWriter, r *http.Request) {
@@ -298,7 +346,7 @@ func (a *API) getInventory(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := a.inventory.Get(r.Context(), sku)
 	if err != nil {
-		a.unavailable(w, r, err)
+		a.unavailable(w, r, err, adviceRead)
 		return
 	}
 	writeJSON(w, http.StatusOK, s)
@@ -312,6 +360,7 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "not_ready", "redis is not reachable")
 		return
 	}

@@ -1,198 +1,343 @@
 package api
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
-	"maps"
+	"io/fs"
+	"log/slog"
+	"mime"
 	"net/http"
-	"slices"
+	"net/url"
+	"path"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/streamsaga/streamsaga/handlers"
 	"github.com/streamsaga/streamsaga/saga"
-	"github.com/streamsaga/streamsaga/streams"
 )
 
-//go:embed ui/*.html
+// The console's pages and static files ship inside the binary: it works
+// offline, with no build step and nothing fetched from elsewhere.
+//
+//go:embed ui/*.html ui/static/*
 var uiFS embed.FS
 
-var uiTemplates = template.Must(template.ParseFS(uiFS, "ui/*.html"))
+// uiCSP lets a console page load only the console's own script, style and
+// API: no inline script or style, no other origin, no framing.
+const uiCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
-// UI is the read-only dashboard at /ui/: counts by status, sagas with a
-// status filter, alerts (failed sagas, lost sagas, rejected entries), dead
-// letters, streams with their lag and pending entries, and one saga's
-// timeline drawn as SVG. No JavaScript.
+// uiAsset is an embedded static file with its validator.
+type uiAsset struct {
+	body        []byte
+	etag, ctype string
+}
+
+var (
+	uiAssets    = mustAssets()
+	uiTemplates = template.Must(template.New("").Funcs(template.FuncMap{
+		"asset": assetURL, "clock": clock, "stamp": stamp, "short": shortID,
+	}).ParseFS(uiFS, "ui/*.html"))
+)
+
+func mustAssets() map[string]uiAsset {
+	out := map[string]uiAsset{}
+	err := fs.WalkDir(uiFS, "ui/static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := uiFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		ctype := mime.TypeByExtension(path.Ext(p))
+		switch path.Ext(p) { // not left to the host's mime tables
+		case ".js":
+			ctype = "text/javascript; charset=utf-8"
+		case ".css":
+			ctype = "text/css; charset=utf-8"
+		}
+		out[path.Base(p)] = uiAsset{body: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, ctype: ctype}
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Sprintf("console assets: %v", err))
+	}
+	return out
+}
+
+// assetURL names a static file with its content hash, so that a browser
+// never runs an old script against a new page.
+func assetURL(name string) string {
+	a, ok := uiAssets[name]
+	if !ok {
+		panic("console: no static file " + name)
+	}
+	return "/ui/static/" + name + "?v=" + strings.Trim(a.etag, `"`)
+}
+
+// UI is the operator console at /ui/: sagas with search, filters and
+// paging, one saga's detail and timeline, alerts, dead letters and streams.
+// Every page renders on the server (it works with JavaScript off); a small
+// script refreshes it from the JSON twin of each page under /ui/api/ and
+// sends retry and replay to the public API, so that actions pass the API's
+// own checks (ADMIN_TOKEN included). The console itself changes nothing.
 type UI struct {
 	rdb     redis.UniversalClient
 	engine  *saga.Engine
+	orders  *handlers.Orders
 	streams []string // every stream to show
+	log     *slog.Logger
 }
 
-// NewUI returns the dashboard over the given streams.
+// NewUI returns the console over the given streams.
 func NewUI(rdb redis.UniversalClient, engine *saga.Engine, streamKeys []string) *UI {
-	return &UI{rdb: rdb, engine: engine, streams: streamKeys}
+	return &UI{
+		rdb: rdb, engine: engine, streams: streamKeys, log: slog.Default(),
+		// Only Get is used, to find an order's saga: it needs neither the
+		// saga's definition nor the style of new sagas.
+		orders: handlers.NewOrders(rdb, engine, nil, ""),
+	}
 }
 
-// register adds the console's routes.
+// uiView is what a console handler produced: the page's template (name.html,
+// whose live region is the template name-live), its title and its data.
+type uiView struct {
+	name, title string
+	data        any
+}
+
+// uiViewFunc builds a view; its error is a *uiError or a storage failure.
+type uiViewFunc func(r *http.Request) (*uiView, error)
+
+// uiError is a request the console refuses, with the status to answer.
+type uiError struct {
+	status      int
+	code, msg   string
+	unavailable bool
+}
+
+func (e *uiError) Error() string { return e.msg }
+
+func uiBad(code, msg string) *uiError {
+	return &uiError{status: http.StatusBadRequest, code: code, msg: msg}
+}
+
+func uiNotFound(msg string) *uiError {
+	return &uiError{status: http.StatusNotFound, code: "not_found", msg: msg}
+}
+
+// register adds the console's routes: each page and its JSON twin, search,
+// and the static files.
 func (u *UI) register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /ui/{$}", u.index)
-	mux.HandleFunc("GET /ui/sagas/{id}", u.saga)
+	route(mux, "/ui", map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/", http.StatusMovedPermanently)
+	}})
+	u.pair(mux, "/ui/{$}", "/ui/api/sagas", u.sagasView)
+	u.pair(mux, "/ui/sagas/{id}", "/ui/api/sagas/{id}", u.sagaView)
+	u.pair(mux, "/ui/alerts", "/ui/api/alerts", u.alertsView)
+	u.pair(mux, "/ui/deadletters", "/ui/api/deadletters", u.deadView)
+	u.pair(mux, "/ui/streams", "/ui/api/streams", u.streamsView)
+	route(mux, "/ui/search", map[string]http.HandlerFunc{http.MethodGet: u.search})
+	route(mux, "/ui/static/{file}", map[string]http.HandlerFunc{http.MethodGet: u.static})
 }
 
-type uiPage struct {
-	Title    string
-	Statuses []string
-	Now      string
+// pair serves a view as a page at pagePath and as JSON at livePath, the
+// address the page's script polls.
+func (u *UI) pair(mux *http.ServeMux, pagePath, livePath string, f uiViewFunc) {
+	route(mux, pagePath, map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
+		v, err := f(r)
+		if err != nil {
+			u.renderError(w, r, err)
+			return
+		}
+		live := strings.Replace(livePath, "{id}", url.PathEscape(r.PathValue("id")), 1)
+		if q := r.URL.Query().Encode(); q != "" {
+			live += "?" + q
+		}
+		u.render(w, http.StatusOK, v.name+".html", u.root(r, v, live))
+	}})
+	route(mux, livePath, map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
+		v, err := f(r)
+		if err != nil {
+			u.jsonError(w, r, err)
+			return
+		}
+		var html bytes.Buffer
+		if err := uiTemplates.ExecuteTemplate(&html, v.name+"-live", u.root(r, v, "")); err != nil {
+			u.log.ErrorContext(r.Context(), "console render", "view", v.name, "err", err)
+			writeError(w, http.StatusInternalServerError, "internal", "render failed")
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, map[string]any{"view": v.name, "data": v.data, "html": html.String()})
+	}})
 }
 
-type uiSagaRow struct {
-	SagaID, Mode, Status, Step, Updated, Reason string
+// uiRoot is what every template gets: the page chrome and the view's data.
+type uiRoot struct {
+	Page uiChrome
+	V    any
 }
 
-type uiDead struct {
-	ID, Group, Type, SagaID, Deliveries, Error string
+type uiChrome struct {
+	Title, Now, LiveURL, Query string
+	Nav                        []uiNav
+	Statuses, Modes, Types     []string
 }
 
-type uiAlert struct {
-	ID, Type, SagaID, Error string
+type uiNav struct {
+	Label, Href string
+	Active      bool
 }
 
-func (u *UI) index(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	filter := strings.ToUpper(r.URL.Query().Get("status"))
-	statuses, ok := statusFilter(filter)
+func (u *UI) root(r *http.Request, v *uiView, live string) uiRoot {
+	return uiRoot{Page: u.chrome(r, v.title, live), V: v.data}
+}
+
+func (u *UI) chrome(r *http.Request, title, live string) uiChrome {
+	nav := []uiNav{{Label: "Sagas", Href: "/ui/"}, {Label: "Alerts", Href: "/ui/alerts"},
+		{Label: "Dead letters", Href: "/ui/deadletters"}, {Label: "Streams", Href: "/ui/streams"}}
+	for i := range nav {
+		nav[i].Active = nav[i].Href == r.URL.Path || (nav[i].Href == "/ui/" && strings.HasPrefix(r.URL.Path, "/ui/sagas/"))
+	}
+	return uiChrome{
+		Title: title, Now: time.Now().UTC().Format(time.RFC3339), LiveURL: live, Nav: nav,
+		Statuses: saga.Statuses, Modes: []string{saga.ModeChoreography, saga.ModeOrchestration}, Types: u.engine.Types(),
+	}
+}
+
+// uiHeaders are the headers of every console page.
+func uiHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", uiCSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+func (u *UI) render(w http.ResponseWriter, status int, name string, data any) {
+	// Rendered whole before anything is sent, so that a template error is
+	// a clean 500 rather than half a page.
+	var b bytes.Buffer
+	if err := uiTemplates.ExecuteTemplate(&b, name, data); err != nil {
+		u.log.Error("console render", "template", name, "err", err)
+		http.Error(w, "render failed", http.StatusInternalServerError)
+		return
+	}
+	uiHeaders(w)
+	w.WriteHeader(status)
+	_, _ = w.Write(b.Bytes())
+}
+
+// asUIError maps an error to what the console answers: a refusal as is,
+// anything else as storage being unavailable (logged).
+func (u *UI) asUIError(r *http.Request, err error) *uiError {
+	var ue *uiError
+	if errors.As(err, &ue) {
+		return ue
+	}
+	u.log.ErrorContext(r.Context(), "console: redis unavailable", "path", r.URL.Path, "err", err)
+	return &uiError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "storage is unavailable; the page retries", unavailable: true}
+}
+
+func (u *UI) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	ue := u.asUIError(r, err)
+	if ue.unavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	page := u.chrome(r, http.StatusText(ue.status), "")
+	page.Query = r.URL.Query().Get("q")
+	u.render(w, ue.status, "error.html", uiRoot{Page: page, V: struct {
+		Status  int
+		Message string
+	}{ue.status, ue.msg}})
+}
+
+func (u *UI) jsonError(w http.ResponseWriter, r *http.Request, err error) {
+	ue := u.asUIError(r, err)
+	if ue.unavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, ue.status, ue.code, ue.msg)
+}
+
+// static serves an embedded file; the ETag lets a browser revalidate it.
+func (u *UI) static(w http.ResponseWriter, r *http.Request) {
+	a, ok := uiAssets[r.PathValue("file")]
 	if !ok {
-		writeError(w, http.StatusBadRequest, "invalid_status", "unknown status")
+		writeError(w, http.StatusNotFound, "not_found", "no such file")
 		return
 	}
-	ks := u.engine.Keys()
-	type count struct {
-		Status string
-		N      int64
-	}
-	var counts []count
-	for _, s := range saga.Statuses {
-		var n int64
-		for p := range ks.Partitions {
-			n += u.rdb.ZCard(ctx, ks.Index(p, s)).Val()
-		}
-		counts = append(counts, count{s, n})
-	}
-	list, err := u.engine.List(ctx, statuses, 50)
-	if err != nil {
-		http.Error(w, "redis unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	rows := make([]uiSagaRow, 0, len(list))
-	for _, s := range list {
-		step := "-"
-		if s.CurrentStep >= 0 && s.CurrentStep < len(s.Steps) {
-			step = s.Steps[s.CurrentStep].Name
-		}
-		rows = append(rows, uiSagaRow{s.SagaID, s.Mode, s.Status, step, s.UpdatedAt.Format("15:04:05.000"), s.Reason})
-	}
-	info, err := streams.Inspect(ctx, u.rdb, u.streams)
-	if err != nil {
-		http.Error(w, "redis unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	var dead []uiDead
-	var alerts []uiAlert
-	alertCounts := map[string]int64{}
-	for p := range ks.Partitions {
-		msgs, _ := u.rdb.XRevRangeN(ctx, ks.DeadLetter(p), "+", "-", 20).Result()
-		for _, m := range msgs {
-			f := func(k string) string { s, _ := m.Values[k].(string); return s }
-			dead = append(dead, uiDead{m.ID, f("group"), f("type"), f("saga_id"), f("deliveries"), f("error")})
-		}
-		// The newest alerts are listed, and counted by type over the last
-		// thousand: forgeries (entry.rejected) and lost sagas (saga.missing)
-		// stand out next to failed compensations.
-		msgs, _ = u.rdb.XRevRangeN(ctx, ks.Alerts(p), "+", "-", 1000).Result()
-		for i, m := range msgs {
-			f := func(k string) string { s, _ := m.Values[k].(string); return s }
-			alertCounts[f("type")]++
-			if i < 20 {
-				alerts = append(alerts, uiAlert{m.ID, f("type"), f("saga_id"), f("error")})
-			}
-		}
-	}
-	type alertCount struct {
-		Type string
-		N    int64
-	}
-	var byType []alertCount
-	for _, typ := range slices.Sorted(maps.Keys(alertCounts)) {
-		byType = append(byType, alertCount{typ, alertCounts[typ]})
-	}
-	u.render(w, "index.html", struct {
-		uiPage
-		Counts      []count
-		Filter      string
-		Sagas       []uiSagaRow
-		Streams     []streams.StreamInfo
-		Dead        []uiDead
-		Alerts      []uiAlert
-		AlertCounts []alertCount
-	}{u.page(""), counts, filter, rows, info, dead, alerts, byType})
+	w.Header().Set("Content-Type", a.ctype)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("ETag", a.etag)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 }
 
-type uiMark struct {
-	X, TextX, Y int
-	Type, At    string
-	Color       string
+// search finds a saga by its id or by its order's id.
+func (u *UI) search(w http.ResponseWriter, r *http.Request) {
+	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
+	if q == "" {
+		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+		return
+	}
+	if !validID(q) {
+		u.renderError(w, r, uiBad("invalid_id", "search takes a saga id or an order id (a UUID)"))
+		return
+	}
+	ctx := r.Context()
+	_, err := u.engine.Status(ctx, q)
+	if err == nil {
+		http.Redirect(w, r, "/ui/sagas/"+q, http.StatusSeeOther)
+		return
+	}
+	if !errors.Is(err, saga.ErrNotFound) {
+		u.renderError(w, r, err)
+		return
+	}
+	o, err := u.orders.Get(ctx, q)
+	switch {
+	case errors.Is(err, handlers.ErrNotFound):
+		u.renderError(w, r, uiNotFound("no saga and no order has the id "+q))
+	case err != nil:
+		u.renderError(w, r, err)
+	default:
+		http.Redirect(w, r, "/ui/sagas/"+o.SagaID, http.StatusSeeOther)
+	}
 }
 
-func (u *UI) saga(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !validID(id) {
-		http.NotFound(w, r)
-		return
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return "-"
 	}
-	st, err := u.engine.Get(r.Context(), id)
-	if errors.Is(err, saga.ErrNotFound) {
-		http.NotFound(w, r)
-		return
+	return t.UTC().Format("15:04:05.000")
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
 	}
-	if err != nil {
-		http.Error(w, "redis unavailable", http.StatusServiceUnavailable)
-		return
+	return t.UTC().Format("2006-01-02 15:04:05.000 UTC")
+}
+
+// shortID is a UUID cut to its start and end, for tables; the full id is
+// in the link and its title.
+func shortID(id string) string {
+	if len(id) <= 16 {
+		return id
 	}
-	const left, right, rowH = 20, 880, 18
-	span := st.UpdatedAt.Sub(st.CreatedAt)
-	for _, h := range st.History {
-		span = max(span, h.At.Sub(st.CreatedAt))
-	}
-	marks := make([]uiMark, 0, len(st.History))
-	for i, h := range st.History {
-		d := h.At.Sub(st.CreatedAt)
-		x := left
-		if span > 0 {
-			x = left + int(float64(right-left)*float64(d)/float64(span))
-		}
-		color := "#1a7f37"
-		if u.engine.IsCompensation(h.Type) {
-			color = "#cf222e"
-		}
-		textX := x + 8
-		if x > right-220 {
-			textX = x - 220
-		}
-		marks = append(marks, uiMark{X: x, TextX: textX, Y: 20 + i*rowH, Type: h.Type, At: shortDuration(d), Color: color})
-	}
-	axis := 20 + len(marks)*rowH + 12
-	u.render(w, "saga.html", struct {
-		uiPage
-		Saga                       *saga.State
-		Marks                      []uiMark
-		Width, Height, Left, Right int
-		Axis, AxisLabel            int
-		Span                       string
-	}{u.page(id), st, marks, right + 40, axis + 36, left, right, axis, axis + 20, shortDuration(span)})
+	return id[:8] + "…" + id[len(id)-4:]
 }
 
 func shortDuration(d time.Duration) string {
@@ -200,16 +345,4 @@ func shortDuration(d time.Duration) string {
 		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
 	}
 	return d.Round(time.Millisecond).String()
-}
-
-func (u *UI) page(title string) uiPage {
-	return uiPage{Title: title, Statuses: saga.Statuses, Now: time.Now().UTC().Format(time.RFC3339)}
-}
-
-func (u *UI) render(w http.ResponseWriter, name string, data any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'")
-	if err := uiTemplates.ExecuteTemplate(w, name, data); err != nil {
-		http.Error(w, "render failed", http.StatusInternalServerError)
-	}
 }

@@ -24,6 +24,8 @@ type Metrics struct {
 	sagas    *prometheus.CounterVec
 	messages *prometheus.CounterVec
 	handle   *prometheus.HistogramVec
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
 // New makes the metrics of one process, with the Go runtime's.
@@ -43,8 +45,17 @@ func New() *Metrics {
 			Help:    "Time from reading an entry to the end of its handling, by group and event type (the step latency).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"group", "type"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests answered, by method, route pattern (\"unmatched\" for unknown paths) and status code.",
+		}, []string{"method", "route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: "http", Name: "request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by method, route pattern and status code.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"method", "route", "code"}),
 	}
-	m.reg.MustRegister(m.sagas, m.messages, m.handle,
+	m.reg.MustRegister(m.sagas, m.messages, m.handle, m.requests, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -67,6 +78,14 @@ func (m *Metrics) Observe(group string, o streams.Outcome) {
 // Handled implements streams.Observer.
 func (m *Metrics) Handled(group, eventType string, took time.Duration) {
 	m.handle.WithLabelValues(group, eventType).Observe(took.Seconds())
+}
+
+// HTTPRequest counts one answered HTTP request. The caller keeps the labels
+// bounded: a known method, a route pattern and never a raw path.
+func (m *Metrics) HTTPRequest(method, route string, code int, took time.Duration) {
+	c := strconv.Itoa(code)
+	m.requests.WithLabelValues(method, route, c).Inc()
+	m.latency.WithLabelValues(method, route, c).Observe(took.Seconds())
 }
 
 // Engine exposes an engine's counters: refused transitions, dead letters,
