@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"net/http"
@@ -99,13 +100,24 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// text reads an element's text in one evaluation in the page: the live
+// update replaces regions every two seconds, and a node found first and read
+// after (chromedp.Text) may have been detached in between, reading "".
 func (b *browser) text(sel string) string {
 	b.t.Helper()
+	q, err := json.Marshal(sel)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	expr := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e === null ? "\x00missing" : e.innerText; })()`, q)
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
 	if err != nil {
 		b.t.Fatalf("text of %s: %v", sel, err)
+	}
+	if s == "\x00missing" {
+		b.t.Fatalf("no element %s in the page", sel)
 	}
 	return strings.TrimSpace(s)
 }

@@ -80,6 +80,8 @@ type Config struct {
 	RefundFailures      int           `env:"PAYMENT_REFUND_FAILURES" envDefault:"0" help:"the gateway refuses the first N refunds of every saga (chaos knob for compensation retries)"`
 }
 
+var tokenRE = regexp.MustCompile(`^[!-~]{1,256}$`)
+
 var prefixRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 // Load reads the process environment.
@@ -197,6 +199,11 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	// The token travels in an Authorization header: a space or a control
+	// character would make it impossible to send. Its value is never echoed.
+	if c.AdminToken != "" && !tokenRE.MatchString(c.AdminToken) {
+		bad("ADMIN_TOKEN", "must be 1-256 printable ASCII characters without spaces")
 	}
 	if c.PaymentLimitCents < 0 {
 		bad("PAYMENT_LIMIT_CENTS", "must not be negative")

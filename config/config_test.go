@@ -41,6 +41,21 @@ func TestErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+// A token that could not be sent in an Authorization header is refused,
+// and the error never repeats it.
+func TestAdminToken(t *testing.T) {
+	for _, tok := range []string{"has space", "tab\there", "caf\u00e9-secret", strings.Repeat("x", 257)} {
+		_, err := LoadFrom(map[string]string{"ADMIN_TOKEN": tok})
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "ADMIN_TOKEN") || strings.Contains(err.Error(), tok) {
+			t.Errorf("ADMIN_TOKEN %q: %v", tok, err)
+		}
+	}
+	c, err := LoadFrom(map[string]string{"ADMIN_TOKEN": "s3cret-Token_42/+="})
+	if err != nil || c.AdminToken != "s3cret-Token_42/+=" {
+		t.Fatalf("a good token: %v", err)
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	got := RedactURL("redis://user:s3cret@host:6379/0")
 	if strings.Contains(got, "s3cret") {

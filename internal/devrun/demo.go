@@ -19,6 +19,12 @@ type demoOrder struct {
 }
 
 func call(ctx context.Context, method, url string, body, out any) (int, error) {
+	return callAs(ctx, "", method, url, body, out)
+}
+
+// callAs calls the API with token as its bearer token when not empty (the
+// admin actions need it when ADMIN_TOKEN is set).
+func callAs(ctx context.Context, token, method, url string, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -29,6 +35,9 @@ func call(ctx context.Context, method, url string, body, out any) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
@@ -46,11 +55,16 @@ func item(sku string, qty, price int) map[string]any {
 	return map[string]any{"sku": sku, "quantity": qty, "unit_price_cents": price}
 }
 
-// runDemo places one order of each path and prints how each ended.
-func runDemo(ctx context.Context, base string, out io.Writer) error {
+// runDemo places one order of each path and prints how each ended; token
+// is ADMIN_TOKEN, which setting the stock needs when it is set.
+func runDemo(ctx context.Context, base, token string, out io.Writer) error {
 	for sku, n := range map[string]int{"sku-1": 100, "sku-scarce": 1, "sku-bulk": 5000} {
-		if _, err := call(ctx, "PUT", base+"/inventory/"+sku, map[string]int{"available": n}, nil); err != nil {
+		code, err := callAs(ctx, token, "PUT", base+"/inventory/"+sku, map[string]int{"available": n}, nil)
+		if err != nil {
 			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("%w: PUT /inventory/%s: %d", ErrDemoFailed, sku, code)
 		}
 	}
 	orders := []demoOrder{

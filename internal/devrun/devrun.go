@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if o.Demo {
 		demoErr = waitReady(gctx, ep)
 		if demoErr == nil {
-			demoErr = runDemo(gctx, ep.API, o.Out)
+			demoErr = runDemo(gctx, ep.API, cfg.AdminToken, o.Out)
 		}
 		cancel()
 	}

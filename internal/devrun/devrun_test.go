@@ -273,11 +273,12 @@ func TestRefusesAnotherServerOnItsPort(t *testing.T) {
 	}
 }
 
-// The demo passes and leaves the data directory alone.
+// The demo passes and leaves the data directory alone; with ADMIN_TOKEN set
+// it sets the stock with the token (CI runs it without one).
 func TestDemoUsesATemporaryDirectory(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	err := Run(context.Background(), testConfig(t, map[string]string{}), Options{Demo: true, Workers: 2, DataDir: dir, Out: &out,
+	err := Run(context.Background(), testConfig(t, map[string]string{"ADMIN_TOKEN": "demo-token"}), Options{Demo: true, Workers: 2, DataDir: dir, Out: &out,
 		Logger: config.NewLogger("error", os.Stderr)})
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
