@@ -18,7 +18,7 @@ import (
 )
 
 const summary = `api serves streamsaga's HTTP API: orders, sagas, inventory and dead letters,
-the dashboard at /ui/, Prometheus metrics at /metrics, and /healthz (liveness)
+the console at /ui/, Prometheus metrics at /metrics, and /healthz (liveness)
 and /readyz (Redis answers) — all on HTTP_ADDR. It starts even when Redis is
 down and answers 503 until Redis is back. SIGTERM or Ctrl-C drains the
 requests in flight and stops it.`

@@ -20,7 +20,7 @@ import (
 )
 
 const summary = `dev runs streamsaga on this machine with one command: a Redis, the API and
-two workers in one process, and prints where everything is (API, dashboard,
+two workers in one process, and prints where everything is (API, console,
 metrics, Redis, and the sagactl command line that reads it).
 
 Its redis-server listens on 127.0.0.1:6390 (not 6379, where a system Redis

@@ -189,7 +189,7 @@ func baseURL(ln net.Listener) string {
 func printBanner(w io.Writer, cfg *config.Config, ep Endpoints, rds *devRedis) {
 	fmt.Fprintf(w, "streamsaga is running\n")
 	fmt.Fprintf(w, "  API        %s   (try: curl %s/sagas?status=COMPLETED)\n", ep.API, ep.API)
-	fmt.Fprintf(w, "  dashboard  %s/ui/\n", ep.API)
+	fmt.Fprintf(w, "  console    %s/ui/\n", ep.API)
 	fmt.Fprintf(w, "  metrics    %s/metrics   (API)\n", ep.API)
 	for i, u := range ep.Workers {
 		fmt.Fprintf(w, "             %s/metrics   (worker %d; /healthz and /readyz beside it)\n", u, i+1)
@@ -197,6 +197,11 @@ func printBanner(w io.Writer, cfg *config.Config, ep Endpoints, rds *devRedis) {
 	fmt.Fprintf(w, "  Redis      %s\n", rds.where)
 	fmt.Fprintf(w, "  workers    %d, all services; new sagas: %s (SAGA_MODE)\n", len(ep.Workers), cfg.Mode)
 	fmt.Fprintf(w, "  sagactl    %s go run ./cmd/sagactl ls\n", sagactlEnv(cfg))
+	if cfg.AdminToken == "" {
+		fmt.Fprintf(w, "  admin      open: ADMIN_TOKEN is not set, anyone can retry, set stock and replay\n")
+	} else {
+		fmt.Fprintf(w, "  admin      retry, stock and replay need Authorization: Bearer $ADMIN_TOKEN\n")
+	}
 	if rds.embedded {
 		fmt.Fprint(w, embeddedBanner)
 	}
