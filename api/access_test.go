@@ -120,8 +120,8 @@ var generatedID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9
 // Each request gets one access line with its route pattern (never the raw
 // path), status, size, duration and request id; a sane X-Request-Id is kept
 // and echoed, any other replaced; a handler's error line carries the same
-// id; request metrics are labelled by route, with unknown paths under one
-// label.
+// id, and so does the console's; request metrics are labelled by route,
+// with unknown paths under one label.
 func TestAccessLogRequestIDAndMetrics(t *testing.T) {
 	redisSrv := redistest.StartT(t, redistest.Options{}) // stopped below
 	s := sagatest.New(t, redisSrv, nil)
@@ -191,6 +191,20 @@ func TestAccessLogRequestIDAndMetrics(t *testing.T) {
 	}
 	if line := accessLine(t, logs, "req-down"); line["status"] != 503.0 {
 		t.Errorf("access line of the 503: %v", line)
+	}
+	// The console logs through the API's logger too: its error line is in
+	// the same log, with the request id.
+	if r := hit(t, "GET", base+"/ui/api/sagas", "", map[string]string{"X-Request-Id": "req-ui-down"}); r.status != 503 {
+		t.Fatalf("GET /ui/api/sagas with Redis down: %d", r.status)
+	}
+	var uiLine map[string]any
+	for _, rec := range logs.lines(t, "console: redis unavailable") {
+		if rec["request_id"] == "req-ui-down" {
+			uiLine = rec
+		}
+	}
+	if uiLine == nil || uiLine["level"] != "ERROR" || uiLine["path"] != "/ui/api/sagas" {
+		t.Errorf("no console error line with the request id in the API's log: %v\n%s", uiLine, logs)
 	}
 }
 

@@ -1,42 +1,13 @@
 package api
 
 import (
-	"cmp"
 	"errors"
+	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/streamsaga/streamsaga/internal/deadletter"
 )
-
-// deadLetterView is a dead letter as the API shows it: the entry with the
-// time its id carries.
-type deadLetterView struct {
-	deadletter.Letter
-	At time.Time `json:"at"`
-}
-
-func viewOf(d deadletter.Letter) deadLetterView {
-	ms, _, _ := strings.Cut(d.ID, "-")
-	n, _ := strconv.ParseInt(ms, 10, 64)
-	return deadLetterView{Letter: d, At: time.UnixMilli(n).UTC()}
-}
-
-// compareIDs orders stream entry ids by time, then sequence.
-func compareIDs(a, b string) int {
-	split := func(id string) (uint64, uint64) {
-		ms, seq, _ := strings.Cut(id, "-")
-		m, _ := strconv.ParseUint(ms, 10, 64)
-		s, _ := strconv.ParseUint(seq, 10, 64)
-		return m, s
-	}
-	am, as := split(a)
-	bm, bs := split(b)
-	return cmp.Or(cmp.Compare(am, bm), cmp.Compare(as, bs))
-}
 
 func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 	limit, rerr := limitParam(r, 50)
@@ -49,13 +20,28 @@ func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, r, err, adviceRead)
 		return
 	}
-	// List gives each partition's newest: merge them, newest first.
-	slices.SortFunc(letters, func(x, y deadletter.Letter) int { return compareIDs(y.ID, x.ID) })
-	out := make([]deadLetterView, 0, min(limit, len(letters)))
-	for _, d := range letters[:min(limit, len(letters))] {
-		out = append(out, viewOf(d))
+	writeJSON(w, http.StatusOK, map[string]any{"deadletters": letters})
+}
+
+// partitionParam reads ?partition=, the dead-letter stream to look in:
+// deadletter.AnyPartition when absent. Its range is deadletter.Find's to
+// check (ErrBadPartition).
+func (a *API) partitionParam(r *http.Request) (int, *requestError) {
+	q := r.URL.Query()
+	if _, ok := q["partition"]; !ok {
+		return deadletter.AnyPartition, nil
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"deadletters": out})
+	n, err := strconv.Atoi(q.Get("partition"))
+	if err != nil || n < 0 {
+		return 0, a.partitionRange()
+	}
+	return n, nil
+}
+
+// partitionRange is the 400 of a partition that is not 0..SAGA_PARTITIONS-1.
+func (a *API) partitionRange() *requestError {
+	n := a.engine.Keys().Partitions
+	return badRequest("invalid_partition", "partition", fmt.Sprintf("partition must be a whole number from 0 to %d (SAGA_PARTITIONS-1)", n-1))
 }
 
 // findDeadLetter answers 404 for an id that is not a stream entry id, like
@@ -66,21 +52,38 @@ func (a *API) findDeadLetter(w http.ResponseWriter, r *http.Request, advice stri
 		writeError(w, http.StatusNotFound, "not_found", "no such dead letter (ids look like 1700000000000-0)")
 		return nil, false
 	}
-	d, err := deadletter.Find(r.Context(), a.rdb, a.engine.Keys(), id)
-	if errors.Is(err, deadletter.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no such dead letter")
+	p, rerr := a.partitionParam(r)
+	if rerr != nil {
+		writeRequestError(w, rerr)
 		return nil, false
 	}
+	d, err := deadletter.Find(r.Context(), a.rdb, a.engine.Keys(), id, p)
 	if err != nil {
-		a.unavailable(w, r, err, advice)
+		a.deadLetterError(w, r, err, advice)
 		return nil, false
 	}
 	return d, true
 }
 
+// deadLetterError answers a failed dead-letter lookup or replay.
+func (a *API) deadLetterError(w http.ResponseWriter, r *http.Request, err error, advice string) {
+	switch {
+	case errors.Is(err, deadletter.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "no such dead letter")
+	case errors.Is(err, deadletter.ErrBadPartition):
+		writeRequestError(w, a.partitionRange())
+	case errors.Is(err, deadletter.ErrAmbiguous):
+		writeError(w, http.StatusConflict, "ambiguous_id", err.Error()+"; pass ?partition= to name one")
+	case errors.Is(err, deadletter.ErrCannotReplay):
+		writeError(w, http.StatusConflict, "cannot_replay", err.Error()+"; inspect it with sagactl dlq show")
+	default:
+		a.unavailable(w, r, err, advice)
+	}
+}
+
 func (a *API) getDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if d, ok := a.findDeadLetter(w, r, adviceRead); ok {
-		writeJSON(w, http.StatusOK, viewOf(*d))
+		writeJSON(w, http.StatusOK, d)
 	}
 }
 
@@ -93,20 +96,9 @@ func (a *API) replayDeadLetter(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ks := a.engine.Keys()
-	if ks.PartitionOfKey(d.Fields["source_stream"]) != d.Partition {
-		// Only a hand-written dead letter can name another partition's
-		// stream (or none); deadletter.Replay refuses it too.
-		writeError(w, http.StatusConflict, "cannot_replay", "this dead letter names no stream of its partition; inspect it with sagactl dlq show")
-		return
-	}
-	out, err := deadletter.Replay(r.Context(), a.rdb, ks, d.ID)
-	if errors.Is(err, deadletter.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "no such dead letter (replayed or removed meanwhile)")
-		return
-	}
+	out, err := deadletter.Replay(r.Context(), a.rdb, a.engine.Keys(), d)
 	if err != nil {
-		a.unavailable(w, r, err, advice)
+		a.deadLetterError(w, r, err, advice)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -253,8 +253,9 @@ func errorOf(t *testing.T, a reply) (code, message string) {
 func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	doc, router := openAPIRouter(t)
 	redisSrv := redistest.StartT(t, redistest.Options{}) // stopped below for the 503s
+	// Two partitions: a dead-letter id two of them hold is ambiguous.
 	s := sagatest.New(t, redisSrv, map[string]string{"SAGA_MODE": event.ModeOrchestration,
-		"COMPENSATION_BACKOFF": "10ms", "COMPENSATION_ATTEMPTS": "2"})
+		"COMPENSATION_BACKOFF": "10ms", "COMPENSATION_ATTEMPTS": "2", "SAGA_PARTITIONS": "2"})
 	const token = "contract-test-token"
 	s.StartAPI(map[string]string{"ADMIN_TOKEN": token})
 	stopWorker := s.StartWorker(map[string]string{"PAYMENT_REFUND_FAILURES": "1000"})
@@ -319,10 +320,17 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 		t.Errorf("retry: Location %q", a.header.Get("Location"))
 	}
 
-	// Dead letters: a junk reply, dead-lettered by the orchestrator, and a
-	// hand-written one that names another partition's stream.
+	// Dead letters: a junk reply, dead-lettered by the orchestrator on
+	// partition 0, its twin on partition 1 (same id, as two written in the
+	// same millisecond are), and a hand-written one that names another
+	// partition's stream.
 	s.Inject(s.KS.Stream(0, saga.ReplyType), map[string]any{"junk": "1"})
 	deadID := waitDeadLetter(t, s, "junk")
+	err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.DeadLetter(1), ID: deadID, Values: map[string]any{
+		"group": "orchestrator", "error": "twin", "deliveries": "1", "source_stream": s.KS.Stream(1, saga.ReplyType), "source_id": "1-1", "junk": "3"}}).Err()
+	if err != nil {
+		t.Fatal(err)
+	}
 	forged, err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.DeadLetter(0), Values: map[string]any{
 		"group": "orchestrator", "error": "forged", "deliveries": "1", "source_stream": "elsewhere", "source_id": "1-1", "junk": "2"}}).Result()
 	if err != nil {
@@ -332,7 +340,17 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	c.do(exchange{method: "GET", path: "/deadletters?limit=0", want: 400})
 	c.do(exchange{method: "GET", path: "/deadletters/", want: 404, as: "GET /deadletters"})
 	c.do(exchange{method: "POST", path: "/deadletters", want: 405})
-	c.do(exchange{method: "GET", path: "/deadletters/" + deadID, want: 200})
+	ambiguous := c.do(exchange{method: "GET", path: "/deadletters/" + deadID, want: 409})
+	if code, msg := errorOf(t, ambiguous); code != "ambiguous_id" || !strings.Contains(msg, "partitions 0, 1") || !strings.Contains(msg, "?partition=") {
+		t.Errorf("GET an ambiguous dead letter: %s %q, want ambiguous_id naming partitions 0, 1 and ?partition=", code, msg)
+	}
+	var twin struct{ Partition int }
+	if a := c.do(exchange{method: "GET", path: "/deadletters/" + deadID + "?partition=1", want: 200}); json.Unmarshal(a.body, &twin) != nil || twin.Partition != 1 {
+		t.Errorf("GET ?partition=1 answered %s", a.body)
+	}
+	c.do(exchange{method: "GET", path: "/deadletters/" + deadID + "?partition=2", want: 400})
+	c.do(exchange{method: "GET", path: "/deadletters/" + deadID + "?partition=-1", want: 400})
+	c.do(exchange{method: "GET", path: "/deadletters/" + forged + "?partition=1", want: 404})
 	c.do(exchange{method: "GET", path: "/deadletters/1-0", want: 404})
 	c.do(exchange{method: "GET", path: "/deadletters/not-an-id", want: 404})
 	c.do(exchange{method: "DELETE", path: "/deadletters/" + deadID, want: 405})
@@ -340,9 +358,18 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	c.do(exchange{method: "POST", path: replay, want: 401})
 	c.do(exchange{method: "POST", path: replay, header: wrong, want: 401})
 	c.do(exchange{method: "GET", path: replay, want: 405})
-	c.do(exchange{method: "POST", path: "/deadletters/" + forged + "/replay", header: admin, want: 409})
-	c.do(exchange{method: "POST", path: replay, header: admin, want: 200})
-	c.do(exchange{method: "POST", path: replay, header: admin, want: 404}) // replayed already
+	if code, _ := errorOf(t, c.do(exchange{method: "POST", path: "/deadletters/" + forged + "/replay", header: admin, want: 409})); code != "cannot_replay" {
+		t.Errorf("replay of a dead letter naming another partition's stream: %s, want cannot_replay", code)
+	}
+	if code, _ := errorOf(t, c.do(exchange{method: "POST", path: replay, header: admin, want: 409})); code != "ambiguous_id" {
+		t.Errorf("replay of an ambiguous id: %s, want ambiguous_id", code)
+	}
+	c.do(exchange{method: "POST", path: replay + "?partition=x", header: admin, want: 400})
+	c.do(exchange{method: "POST", path: replay + "?partition=0", header: admin, want: 200})
+	c.do(exchange{method: "POST", path: replay + "?partition=0", header: admin, want: 404}) // replayed already
+	if n := s.RDB.XLen(ctx, s.KS.DeadLetter(1)).Val(); n != 1 {
+		t.Errorf("partition 1 holds %d dead letters after partition 0's was replayed, want its twin", n)
+	}
 	c.do(exchange{method: "POST", path: "/deadletters/x/replay", header: admin, want: 404})
 
 	// Probes and the document.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -98,10 +99,15 @@ type UI struct {
 	log     *slog.Logger
 }
 
-// NewUI returns the console over the given streams.
-func NewUI(rdb redis.UniversalClient, engine *saga.Engine, streamKeys []string) *UI {
+// NewUI returns the console over the given streams. It logs to log, the
+// API's logger (nil: slog.Default()), so that its lines carry the request id
+// and follow LOG_LEVEL like the API's own.
+func NewUI(rdb redis.UniversalClient, engine *saga.Engine, streamKeys []string, log *slog.Logger) *UI {
+	if log == nil {
+		log = slog.Default()
+	}
 	return &UI{
-		rdb: rdb, engine: engine, streams: streamKeys, log: slog.Default(),
+		rdb: rdb, engine: engine, streams: streamKeys, log: withRequestID(log),
 		// Only Get is used, to find an order's saga: it needs neither the
 		// saga's definition nor the style of new sagas.
 		orders: handlers.NewOrders(rdb, engine, nil, ""),
@@ -163,7 +169,7 @@ func (u *UI) pair(mux *http.ServeMux, pagePath, livePath string, f uiViewFunc) {
 		if q := r.URL.Query().Encode(); q != "" {
 			live += "?" + q
 		}
-		u.render(w, http.StatusOK, v.name+".html", u.root(r, v, live))
+		u.render(w, r, http.StatusOK, v.name+".html", u.root(r, v, live))
 	}})
 	route(mux, livePath, map[string]http.HandlerFunc{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
 		v, err := f(r)
@@ -178,8 +184,18 @@ func (u *UI) pair(mux *http.ServeMux, pagePath, livePath string, f uiViewFunc) {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, map[string]any{"view": v.name, "data": v.data, "html": html.String()})
+		writeLiveJSON(w, map[string]any{"view": v.name, "data": v.data, "html": html.String()})
 	}})
+}
+
+// writeLiveJSON answers a page's JSON twin with JSON's HTML escaping on
+// (unlike the API's writeJSON): it carries saga data and HTML fragments
+// the page inserts, so that no "<" of the data is ever literal in it.
+func writeLiveJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // uiRoot is what every template gets: the page chrome and the view's data.
@@ -225,12 +241,12 @@ func uiHeaders(w http.ResponseWriter) {
 	h.Set("Cache-Control", "no-store")
 }
 
-func (u *UI) render(w http.ResponseWriter, status int, name string, data any) {
+func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	// Rendered whole before anything is sent, so that a template error is
 	// a clean 500 rather than half a page.
 	var b bytes.Buffer
 	if err := uiTemplates.ExecuteTemplate(&b, name, data); err != nil {
-		u.log.Error("console render", "template", name, "err", err)
+		u.log.ErrorContext(r.Context(), "console render", "template", name, "err", err)
 		http.Error(w, "render failed", http.StatusInternalServerError)
 		return
 	}
@@ -257,7 +273,7 @@ func (u *UI) renderError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	page := u.chrome(r, http.StatusText(ue.status), "")
 	page.Query = r.URL.Query().Get("q")
-	u.render(w, ue.status, "error.html", uiRoot{Page: page, V: struct {
+	u.render(w, r, ue.status, "error.html", uiRoot{Page: page, V: struct {
 		Status  int
 		Message string
 	}{ue.status, ue.msg}})

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/handlers"
@@ -180,13 +181,14 @@ func (b *browser) screenshot(dir, name string) string {
 // by its id and by its order's id, shows its page; Retry on a FAILED saga
 // is refused without the admin token (the API's message shown) and
 // accepted with it, and the page follows the saga to COMPENSATED without a
-// reload; Replay sends a dead letter back. With JavaScript off the pages
-// still show the data.
+// reload; Replay sends a dead letter back, the one of its row's partition
+// when another partition holds a dead letter with the same id. With
+// JavaScript off the pages still show the data.
 func TestConsoleInChromium(t *testing.T) {
 	chromiumPath(t) // skip before starting anything
 	const token = "console-test-token"
 	s := sagatest.New(t, srv, map[string]string{"SAGA_MODE": event.ModeOrchestration,
-		"COMPENSATION_BACKOFF": "10ms", "COMPENSATION_ATTEMPTS": "2"})
+		"COMPENSATION_BACKOFF": "10ms", "COMPENSATION_ATTEMPTS": "2", "SAGA_PARTITIONS": "2"})
 	s.StartAPI(map[string]string{"ADMIN_TOKEN": token})
 	stopFaulty := s.StartWorker(map[string]string{"PAYMENT_REFUND_FAILURES": "1000"})
 	admin := map[string]string{"Authorization": "Bearer " + token}
@@ -209,17 +211,26 @@ func TestConsoleInChromium(t *testing.T) {
 	// A command no handler can read: dead-lettered.
 	poison := s.Inject(s.KS.Stream(0, handlers.CmdPaymentCharge), map[string]any{"type": handlers.CmdPaymentCharge, "junk": "<b>x</b>"})
 	s.WaitAtRest(10 * time.Second)
-	deadID := ""
+	deadID, deadP := "", 0
 	for p := range s.KS.Partitions {
 		msgs, _ := s.RDB.XRange(ctx, s.KS.DeadLetter(p), "-", "+").Result()
 		for _, m := range msgs {
 			if m.Values["source_id"] == poison {
-				deadID = m.ID
+				deadID, deadP = m.ID, p
 			}
 		}
 	}
 	if deadID == "" {
 		t.Fatal("the poison command was not dead-lettered")
+	}
+	// Its twin on the other partition: the same id, as two dead letters
+	// written in the same millisecond have. The API refuses a replay of
+	// the id alone (409 ambiguous_id): the console must name the partition.
+	twinP := 1 - deadP
+	if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.DeadLetter(twinP), ID: deadID, Values: map[string]any{
+		"group": "payment", "error": "twin", "deliveries": "5", "source_stream": s.KS.Stream(twinP, handlers.CmdPaymentCharge),
+		"source_id": "1-1", "type": handlers.CmdPaymentCharge}}).Err(); err != nil {
+		t.Fatalf("write the twin dead letter: %v", err)
 	}
 	// The operator fixes the gateway: a worker without the fault.
 	_ = stopFaulty()
@@ -284,9 +295,12 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	b.screenshot(shots, "saga.png")
 
-	// Replay the dead letter: accepted, and the row leaves the live list.
-	row := fmt.Sprintf(`tr[data-entry="%s"]`, deadID)
-	b.do("load the dead letters", chromedp.Navigate(s.APIURL+"/ui/deadletters"), chromedp.WaitVisible(chromedp.CSS(row)))
+	// Replay the dead letter: accepted, and its row leaves the live list;
+	// its twin's stays.
+	row := fmt.Sprintf(`tr[data-entry="%s"][data-partition="%d"]`, deadID, deadP)
+	twinRow := fmt.Sprintf(`tr[data-entry="%s"][data-partition="%d"]`, deadID, twinP)
+	b.do("load the dead letters", chromedp.Navigate(s.APIURL+"/ui/deadletters"), chromedp.WaitVisible(chromedp.CSS(row)),
+		chromedp.WaitVisible(chromedp.CSS(twinRow)))
 	b.screenshot(shots, "deadletters.png")
 	b.eval(`window.__sameDocument = 'yes'; ''`)
 	b.do("replay", chromedp.Click(chromedp.CSS(row+` button[data-action="replay"]`)))
@@ -294,6 +308,12 @@ func TestConsoleInChromium(t *testing.T) {
 	b.waitFor("the replayed dead letter to leave the list", fmt.Sprintf(`!document.querySelector('%s')`, row))
 	if b.eval(`window.__sameDocument || 'reloaded'`) != "yes" {
 		t.Error("the dead letters page was reloaded")
+	}
+	if got := b.eval(fmt.Sprintf(`document.querySelector('%s') ? 'kept' : 'gone'`, twinRow)); got != "kept" {
+		t.Error("the twin dead letter on the other partition left the list")
+	}
+	if n := s.RDB.XLen(ctx, s.KS.DeadLetter(twinP)).Val(); n != 1 {
+		t.Errorf("partition %d holds %d dead letters, want its twin untouched", twinP, n)
 	}
 
 	for _, view := range []string{"alerts", "streams"} {

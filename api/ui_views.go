@@ -1,8 +1,8 @@
 package api
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -133,7 +133,7 @@ func (u *UI) sagasView(r *http.Request) (*uiView, error) {
 		DeadTotal: dead, AlertTotal: alerts, Sagas: []uiSagaRow{}, Next: page.Next}
 	for _, st := range page.Sagas {
 		v.Sagas = append(v.Sagas, uiSagaRow{SagaID: st.SagaID, OrderID: orderOf(st), Type: st.Type, Mode: st.Mode,
-			Status: st.Status, Step: stepName(st), UpdatedAt: st.UpdatedAt, Reason: st.Reason})
+			Status: st.Status, Step: cmp.Or(st.StepName(st.CurrentStep), "-"), UpdatedAt: st.UpdatedAt, Reason: st.Reason})
 	}
 	if page.Next != "" {
 		v.NextHref = f.href(page.Next)
@@ -197,57 +197,13 @@ func orderOf(st *saga.State) string {
 	return id
 }
 
-func stepName(st *saga.State) string {
-	if st.CurrentStep >= 0 && st.CurrentStep < len(st.Steps) {
-		return st.Steps[st.CurrentStep].Name
-	}
-	return "-"
-}
-
-// uiSagaJSON is a saga as its JSON reads, including fields the engine may
-// or may not write yet (firstReason, a step's error and compensation): the
-// console renders what is there.
-type uiSagaJSON struct {
-	SagaID         string              `json:"sagaId"`
-	Type           string              `json:"type"`
-	Mode           string              `json:"mode"`
-	CurrentStep    int                 `json:"currentStep"`
-	Status         string              `json:"status"`
-	Reason         string              `json:"reason"`
-	FirstReason    string              `json:"firstReason"`
-	Context        json.RawMessage     `json:"context"`
-	Steps          []uiStepJSON        `json:"steps"`
-	CreatedAt      time.Time           `json:"createdAt"`
-	UpdatedAt      time.Time           `json:"updatedAt"`
-	DeadlineAt     *time.Time          `json:"deadlineAt"`
-	SagaDeadlineAt *time.Time          `json:"sagaDeadlineAt"`
-	Version        int64               `json:"version"`
-	History        []saga.HistoryEntry `json:"history"`
-}
-
-type uiStepJSON struct {
-	Name         string          `json:"name"`
-	Status       string          `json:"status"`
-	Result       json.RawMessage `json:"result"`
-	Attempts     int             `json:"attempts"`
-	Error        string          `json:"error"`
-	Compensation *struct {
-		Status   string          `json:"status"`
-		Result   json.RawMessage `json:"result"`
-		Attempts int             `json:"attempts"`
-		Error    string          `json:"error"`
-	} `json:"compensation"`
-}
-
 type uiStep struct {
-	Index    int     `json:"index"`
-	Name     string  `json:"name"`
-	Status   string  `json:"status"`
-	Current  bool    `json:"current"`
-	Attempts int     `json:"attempts,omitempty"`
-	Error    string  `json:"error,omitempty"`
-	Result   []kv    `json:"result"`
-	Comp     *uiComp `json:"compensation,omitempty"`
+	Index   int     `json:"index"`
+	Name    string  `json:"name"`
+	Status  string  `json:"status"`
+	Current bool    `json:"current"`
+	Result  []kv    `json:"result"`
+	Comp    *uiComp `json:"compensation,omitempty"`
 }
 
 type uiComp struct {
@@ -299,34 +255,25 @@ func (u *UI) sagaView(r *http.Request) (*uiView, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return nil, fmt.Errorf("encode saga: %w", err)
-	}
-	var js uiSagaJSON
-	if err := json.Unmarshal(b, &js); err != nil {
-		return nil, fmt.Errorf("decode saga: %w", err)
-	}
-	v := &uiSaga{SagaID: js.SagaID, Type: js.Type, Mode: js.Mode, Status: js.Status, Reason: js.Reason, FirstReason: js.FirstReason,
-		OrderID: orderOf(st), Version: js.Version, CreatedAt: js.CreatedAt, UpdatedAt: js.UpdatedAt,
-		DeadlineAt: js.DeadlineAt, SagaDeadlineAt: js.SagaDeadlineAt, Context: flatten(js.Context),
-		Took: shortDuration(js.UpdatedAt.Sub(js.CreatedAt)), Retry: js.Status == saga.StatusFailed}
+	v := &uiSaga{SagaID: st.SagaID, Type: st.Type, Mode: st.Mode, Status: st.Status, Reason: st.Reason, FirstReason: st.FirstReason,
+		OrderID: orderOf(st), Version: st.Version, CreatedAt: st.CreatedAt, UpdatedAt: st.UpdatedAt,
+		DeadlineAt: st.DeadlineAt, SagaDeadlineAt: st.SagaDeadlineAt, Context: flatten(st.Context),
+		Took: shortDuration(st.UpdatedAt.Sub(st.CreatedAt)), Retry: st.Status == saga.StatusFailed}
 	if v.FirstReason == v.Reason {
 		v.FirstReason = ""
 	}
-	for i, s := range js.Steps {
-		step := uiStep{Index: i, Name: s.Name, Status: s.Status, Current: i == js.CurrentStep, Attempts: s.Attempts,
-			Error: s.Error, Result: flatten(s.Result)}
+	for i, s := range st.Steps {
+		step := uiStep{Index: i, Name: s.Name, Status: s.Status, Current: i == st.CurrentStep, Result: flatten(s.Result)}
 		if c := s.Compensation; c != nil {
 			step.Comp = &uiComp{Status: c.Status, Attempts: c.Attempts, Error: c.Error, Result: flatten(c.Result)}
 		}
 		v.Steps = append(v.Steps, step)
 	}
-	for _, h := range js.History {
-		v.History = append(v.History, uiHistory{Version: h.Version, At: h.At, Offset: "+" + shortDuration(h.At.Sub(js.CreatedAt)),
+	for _, h := range st.History {
+		v.History = append(v.History, uiHistory{Version: h.Version, At: h.At, Offset: "+" + shortDuration(h.At.Sub(st.CreatedAt)),
 			Type: h.Type, ID: h.ID, Back: u.engine.IsCompensation(h.Type)})
 	}
-	v.Timeline = layoutTimeline(js.CreatedAt, js.UpdatedAt, v.History)
+	v.Timeline = layoutTimeline(st.CreatedAt, st.UpdatedAt, v.History)
 	return &uiView{name: "saga", title: "saga " + id, data: v}, nil
 }
 
@@ -425,7 +372,7 @@ var shown = map[string]bool{"type": true, "saga_id": true, "step": true, "group"
 
 func toEntry(m partitionMessage) uiEntry {
 	f := func(k string) string { s, _ := m.Values[k].(string); return s }
-	e := uiEntry{ID: m.ID, At: idTime(m.ID), Partition: m.partition, Type: f("type"), SagaID: f("saga_id"), Step: f("step"),
+	e := uiEntry{ID: m.ID, At: deadletter.IDTime(m.ID), Partition: m.partition, Type: f("type"), SagaID: f("saga_id"), Step: f("step"),
 		Group: f("group"), Deliveries: f("deliveries"), Source: f("source_stream"), Error: f("error"), Fields: []kv{}}
 	for _, k := range slices.Sorted(maps.Keys(m.Values)) {
 		if !shown[k] {
@@ -468,22 +415,12 @@ func streamPage(ctx context.Context, rdb redis.UniversalClient, keys []string, b
 			out = append(out, partitionMessage{m, i})
 		}
 	}
-	slices.SortFunc(out, func(a, b partitionMessage) int { return compareIDs(b.ID, a.ID) })
+	slices.SortFunc(out, func(a, b partitionMessage) int { return deadletter.CompareIDs(b.ID, a.ID) })
 	if len(out) > n {
 		out = out[:n]
 		next = out[n-1].ID
 	}
 	return out, next, total, nil
-}
-
-// idTime is when Redis added an entry, from its id.
-func idTime(id string) time.Time {
-	ms, _, _ := strings.Cut(id, "-")
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
-		return time.Time{}
-	}
-	return time.UnixMilli(n).UTC()
 }
 
 type uiGroup struct {

@@ -128,9 +128,13 @@ func (m *model) act(action int) {
 				m.queue = append(m.queue[:i], m.queue[i+1:]...)
 				// The saga gives up on the step in flight; a compensation
 				// dead-lettered makes it FAILED with an alert.
-				m.deadCompensation = m.deadCompensation || m.st.Status != StatusInProgress
 				c := newPatch(m.st.Type, m.st.SagaID, m.st.Mode, 0, m.st.Status)
-				m.must(m.e.giveUp(c, m.def, m.st, "dead-lettered", msg.typ, msg.id, false))
+				if m.st.Status == StatusInProgress {
+					m.must(m.e.giveUp(c, m.def, m.st, "dead-lettered", msg.typ, msg.id, false))
+				} else {
+					m.deadCompensation = true
+					c.compensationFailed(m.def, m.st, m.st.compensating, 1, "dead-lettered", msg.typ, "dead-lettered")
+				}
 				m.apply(c)
 			}
 		}

@@ -111,6 +111,15 @@ func (s StepState) forward() string { return cmp.Or(s.stored, s.Status) }
 // by an operator: what counts against CompensationAttempts.
 func (s StepState) tries() int { return s.Attempts() - s.redriven }
 
+// StepName is the name of step i, or "" when the saga has no step i (a
+// CurrentStep of -1 before the first).
+func (st *State) StepName(i int) string {
+	if i < 0 || i >= len(st.Steps) {
+		return ""
+	}
+	return st.Steps[i].Name
+}
+
 // firstReason is the saga's first failure reason.
 func (st *State) firstReason() string { return cmp.Or(st.FirstReason, st.Reason) }
 

@@ -123,9 +123,9 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 	return true, nil
 }
 
-// giveUp fills c for a saga that cannot wait for its awaited message any
-// more. A saga in progress starts compensating; the step in flight has an
-// unknown outcome:
+// giveUp fills c for a saga in progress that cannot wait for its awaited
+// message any more (its callers handle a compensating saga's own way): it
+// starts compensating, and the step in flight has an unknown outcome:
 //   - its message was dead-lettered (timeout false): its service is alive,
 //     so the step's own compensation runs first (a no-op when it never took
 //     effect, and a barrier against it taking effect later);
@@ -133,15 +133,9 @@ func (e *Engine) sweep(ctx context.Context, p int, id string) (bool, error) {
 //     steps before it are compensated at once, and the service compensates
 //     its own effect if it ever lands (a late effect is undone).
 //
-// A saga already compensating becomes FAILED with an alert.
-//
 // what names the cause in the history and the alert; causation is the id
 // the published message answers (the dead entry's event, or "deadline").
 func (e *Engine) giveUp(c *patch, d *definition, st *State, why, what, causation string, timeout bool) error {
-	if st.Status != StatusInProgress {
-		c.compensationFailed(d, st, st.compensating, 1, why, what, why)
-		return nil
-	}
 	e.stats.aborted.Add(1)
 	st.Reason = why // the first: a saga in progress has none
 	if st.Mode == ModeOrchestration {

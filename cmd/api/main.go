@@ -38,15 +38,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load()
 	if *healthcheck {
-		// Docker reads 1 as unhealthy; other statuses are reserved.
+		var addr string
 		if err == nil {
-			err = cli.Healthcheck(ctx, cfg.HTTPAddr)
+			addr = cfg.HTTPAddr
 		}
-		if err != nil {
-			fmt.Fprintln(stderr, "api: not ready:", err)
-			return 1
-		}
-		return 0
+		return cli.HealthcheckStatus(ctx, "api", addr, err, stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "api:", err)

@@ -43,18 +43,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := config.Load()
 	if *healthcheck {
-		// Docker reads 1 as unhealthy; other statuses are reserved.
-		if err == nil && cfg.MetricsAddr == "" {
-			err = errors.New("WORKER_METRICS_ADDR is not set: the worker serves /readyz only there")
-		}
+		var addr string
 		if err == nil {
-			err = cli.Healthcheck(ctx, cfg.MetricsAddr)
+			addr = cfg.MetricsAddr
+			if addr == "" {
+				err = errors.New("WORKER_METRICS_ADDR is not set: the worker serves /readyz only there")
+			}
 		}
-		if err != nil {
-			fmt.Fprintln(stderr, "worker: not ready:", err)
-			return 1
-		}
-		return 0
+		return cli.HealthcheckStatus(ctx, "worker", addr, err, stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "worker:", err)

@@ -42,3 +42,18 @@ func Healthcheck(ctx context.Context, addr string) error {
 	}
 	return nil
 }
+
+// HealthcheckStatus is what -healthcheck exits with: 0 when addr's /readyz
+// answers 200, else 1 (Docker reads 1 as unhealthy and reserves the other
+// statuses) with the reason on stderr. A configuration that did not load
+// (err) is unhealthy too.
+func HealthcheckStatus(ctx context.Context, name, addr string, err error, stderr io.Writer) int {
+	if err == nil {
+		err = Healthcheck(ctx, addr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: not ready: %v\n", name, err)
+		return 1
+	}
+	return 0
+}

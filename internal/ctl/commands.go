@@ -1,7 +1,9 @@
 package ctl
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -70,12 +72,8 @@ func (s *session) filtered(ctx context.Context, statuses []string, q lsQuery) ([
 	return out, nil
 }
 
-func stepName(st *saga.State) string {
-	if st.CurrentStep >= 0 && st.CurrentStep < len(st.Steps) {
-		return st.Steps[st.CurrentStep].Name
-	}
-	return "-"
-}
+// stepName is the saga's current step for a table.
+func stepName(st *saga.State) string { return cmp.Or(st.StepName(st.CurrentStep), "-") }
 
 func (s *session) show(ctx context.Context, id string) error {
 	st, err := s.engine.Get(ctx, id)
@@ -167,18 +165,34 @@ func (s *session) dlqList(ctx context.Context, limit int) error {
 		return err
 	}
 	return s.print(out, func(w io.Writer) {
-		fmt.Fprintln(w, "ID\tGROUP\tTYPE\tSAGA\tDELIVERIES\tERROR")
+		fmt.Fprintln(w, "ID\tPARTITION\tGROUP\tTYPE\tSAGA\tDELIVERIES\tERROR")
 		for _, d := range out {
 			f := d.Fields
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, f["group"], f["type"], f["saga_id"], f["deliveries"], f["error"])
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Partition, f["group"], f["type"], f["saga_id"], f["deliveries"], f["error"])
 		}
 	})
 }
 
-func (s *session) dlqShow(ctx context.Context, id string) error {
-	d, err := deadletter.Find(ctx, s.rdb, s.ks, id)
+// findDeadLetter finds dead letter id in partition p (or any). An
+// ambiguous id or a partition past SAGA_PARTITIONS is the command line's
+// fault (exit 2).
+func (s *session) findDeadLetter(ctx context.Context, id string, p int) (*deadletter.Letter, error) {
+	d, err := deadletter.Find(ctx, s.rdb, s.ks, id, p)
+	switch {
+	case errors.Is(err, deadletter.ErrAmbiguous):
+		return nil, usageError{msg: err.Error() + "; pass --partition to name one"}
+	case errors.Is(err, deadletter.ErrBadPartition):
+		return nil, usageError{msg: "invalid --partition: " + err.Error()}
+	case err != nil:
+		return nil, fmt.Errorf("dead letter %s: %w", id, err)
+	}
+	return d, nil
+}
+
+func (s *session) dlqShow(ctx context.Context, id string, p int) error {
+	d, err := s.findDeadLetter(ctx, id, p)
 	if err != nil {
-		return fmt.Errorf("dead letter %s: %w", id, err)
+		return err
 	}
 	return s.print(d, func(w io.Writer) {
 		keys := make([]string, 0, len(d.Fields))
@@ -194,8 +208,15 @@ func (s *session) dlqShow(ctx context.Context, id string) error {
 
 // dlqReplay publishes a dead letter's original entry on its stream again
 // and removes it from the dead-letter stream, in one script.
-func (s *session) dlqReplay(ctx context.Context, id string) error {
-	r, err := deadletter.Replay(ctx, s.rdb, s.ks, id)
+func (s *session) dlqReplay(ctx context.Context, id string, p int) error {
+	d, err := s.findDeadLetter(ctx, id, p)
+	if err != nil {
+		return err
+	}
+	r, err := deadletter.Replay(ctx, s.rdb, s.ks, d)
+	if errors.Is(err, deadletter.ErrCannotReplay) {
+		return err // it names the dead letter and why
+	}
 	if err != nil {
 		return fmt.Errorf("replay dead letter %s: %w", id, err)
 	}

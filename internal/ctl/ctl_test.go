@@ -296,6 +296,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"retry", "0192A000-0000-7000-8000-000000000000"}, []string{"invalid saga id"}},
 		{[]string{"dlq", "show", "12"}, []string{"invalid dead-letter id", "12"}},
 		{[]string{"dlq", "replay", "1-1", "2-2"}, []string{"one dead-letter id"}},
+		{[]string{"dlq", "replay", "1-1", "--partition", "x"}, []string{"--partition", "whole number"}},
+		{[]string{"dlq", "show", "1-1", "--partition=-1"}, []string{"--partition", "whole number"}},
 		{[]string{"frobnicate"}, []string{"unknown command", "frobnicate"}},
 		{[]string{"dlq", "frob"}, []string{"unknown command", "frob"}},
 		{[]string{"dlq"}, []string{"missing command"}},
@@ -436,5 +438,79 @@ func TestDLQReplayAndTheFence(t *testing.T) {
 	}
 	if len(alerts) != 1 || alerts[0].Values["type"] != "entry.rejected" {
 		t.Fatalf("alerts %v: want one entry.rejected", alerts)
+	}
+}
+
+// Dead letters over two partitions: dlq ls merges them newest first and
+// stops at --limit in all; an id both partitions hold is refused (exit 2,
+// naming the partitions and --partition) until --partition names one, and
+// then only that one is shown or replayed; a partition past SAGA_PARTITIONS
+// is exit 2; a truncated dead letter is never replayed (exit 1, why).
+func TestDLQPartitions(t *testing.T) {
+	s := sagatest.New(t, srv, map[string]string{"SAGA_PARTITIONS": "2"})
+	ctx := context.Background()
+	for _, d := range []struct {
+		p         int
+		id        string
+		truncated bool
+	}{{0, "999-0", false}, {1, "5-0", false}, {0, "1000-0", false}, {1, "1000-0", false}, {1, "1001-0", true}} {
+		values := map[string]any{"group": "payment", "error": "boom", "deliveries": "5",
+			"source_stream": s.KS.Stream(d.p, handlers.OrderCreated), "source_id": "1-1", "type": handlers.OrderCreated}
+		if d.truncated {
+			values["truncated"] = "1 fields dropped or cut"
+		}
+		if err := s.RDB.XAdd(ctx, &redis.XAddArgs{Stream: s.KS.DeadLetter(d.p), ID: d.id, Values: values}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list []struct {
+		Partition int
+		ID        string
+	}
+	runJSON(t, s, &list, "dlq", "ls", "--limit", "3")
+	if got := fmt.Sprint(list); got != "[{1 1001-0} {0 1000-0} {1 1000-0}]" {
+		t.Errorf("dlq ls --limit 3: %s, want 1001-0, then 1000-0 of both partitions", got)
+	}
+	if code, out, _ := run(t, s, "dlq", "ls"); code != 0 || !strings.Contains(out, "PARTITION") {
+		t.Errorf("dlq ls table: %d %s", code, out)
+	}
+
+	for _, cmd := range []string{"show", "replay"} {
+		code, out, errOut := run(t, s, "dlq", cmd, "1000-0")
+		if code != 2 || out != "" || !strings.Contains(errOut, "partitions 0, 1") || !strings.Contains(errOut, "--partition") {
+			t.Errorf("dlq %s of an ambiguous id: exit %d, stdout %q, stderr %q; want 2 naming the partitions and --partition", cmd, code, out, errOut)
+		}
+		code, _, errOut = run(t, s, "dlq", cmd, "1000-0", "--partition", "2")
+		if code != 2 || !strings.Contains(errOut, "SAGA_PARTITIONS") {
+			t.Errorf("dlq %s --partition 2: exit %d, stderr %q; want 2", cmd, code, errOut)
+		}
+	}
+	if n := s.RDB.XLen(ctx, s.KS.Stream(0, handlers.OrderCreated)).Val() + s.RDB.XLen(ctx, s.KS.Stream(1, handlers.OrderCreated)).Val(); n != 0 {
+		t.Fatalf("refused replays published %d entries", n)
+	}
+	var one struct{ Partition int }
+	runJSON(t, s, &one, "dlq", "show", "1000-0", "--partition", "1")
+	if one.Partition != 1 {
+		t.Errorf("dlq show --partition 1 showed partition %d's", one.Partition)
+	}
+	var replayed struct{ Stream string }
+	runJSON(t, s, &replayed, "dlq", "replay", "1000-0", "--partition", "1")
+	if replayed.Stream != s.KS.Stream(1, handlers.OrderCreated) {
+		t.Errorf("dlq replay --partition 1 published on %s", replayed.Stream)
+	}
+	if s.RDB.XLen(ctx, s.KS.DeadLetter(0)).Val() != 2 {
+		t.Error("partition 0's 1000-0 was touched by partition 1's replay")
+	}
+	runJSON(t, s, &one, "dlq", "show", "1000-0") // unique now
+	if one.Partition != 0 {
+		t.Errorf("dlq show of a now unique id showed partition %d's", one.Partition)
+	}
+
+	code, out, errOut := run(t, s, "dlq", "replay", "1001-0")
+	if code != 1 || out != "" || !strings.Contains(errOut, "cannot be replayed") || !strings.Contains(errOut, "cut") {
+		t.Errorf("dlq replay of a truncated dead letter: exit %d, stdout %q, stderr %q; want 1 and why", code, out, errOut)
+	}
+	if n := s.RDB.XLen(ctx, s.KS.Stream(1, handlers.OrderCreated)).Val(); n != 1 {
+		t.Errorf("partition 1's stream holds %d entries, want only the one replay", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/streamsaga/streamsaga/config"
 	"github.com/streamsaga/streamsaga/internal/cli"
+	"github.com/streamsaga/streamsaga/internal/deadletter"
 	"github.com/streamsaga/streamsaga/saga"
 )
 
@@ -34,9 +35,11 @@ Environment (the same variables as the API and the worker):
 Exit codes:
   0  done
   1  failed: Redis unreachable or failing, or the action was refused
-     (e.g. retry of a saga that is not FAILED)
+     (e.g. retry of a saga that is not FAILED, replay of a truncated
+     dead letter)
   2  bad usage or configuration: unknown command, flag or argument, an
-     invalid value, a bad environment variable
+     invalid value, a bad environment variable, a dead-letter id that
+     more than one partition holds (name one with --partition)
   3  not found: no such saga or dead letter`
 
 func (a *app) rootCommand() *cobra.Command {
@@ -200,25 +203,39 @@ func (a *app) dlqCommand() *cobra.Command {
 		}),
 	}
 	ls.Flags().Var(&limit, "limit", fmt.Sprintf("at most this many dead letters, 1-%d", maxLimit))
+	partition := partitionValue(deadletter.AnyPartition)
 	show := &cobra.Command{
-		Use:               "show <id>",
-		Short:             "Show one dead letter: failing group, error, deliveries, original entry",
-		Example:           "  sagactl dlq show 1700000000000-0",
+		Use:   "show <id>",
+		Short: "Show one dead letter: failing group, error, deliveries, original entry",
+		Long: `Show one dead letter: failing group, error, deliveries, original entry.
+An id is unique only within a partition's dead-letter stream: when more than
+one partition holds it, name one with --partition (exit 2 until you do).`,
+		Example: `  sagactl dlq show 1700000000000-0
+  sagactl dlq show 1700000000000-0 --partition 1`,
 		Args:              deadLetterIDArg,
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: a.withRedis(func(ctx context.Context, s *session, args []string) error {
-			return s.dlqShow(ctx, args[0])
+			return s.dlqShow(ctx, args[0], int(partition))
 		}),
 	}
 	replay := &cobra.Command{
-		Use:               "replay <id>",
-		Short:             "Publish a dead letter's entry on its stream again and remove the letter",
-		Example:           "  sagactl dlq replay 1700000000000-0",
+		Use:   "replay <id>",
+		Short: "Publish a dead letter's entry on its stream again and remove the letter",
+		Long: `Publish a dead letter's entry on its stream again and remove the letter.
+An id is unique only within a partition's dead-letter stream: when more than
+one partition holds it, name one with --partition (exit 2 until you do).
+Refused (exit 1) when the letter's copy of the entry was cut (truncated) or
+names no stream of its partition.`,
+		Example: `  sagactl dlq replay 1700000000000-0
+  sagactl dlq replay 1700000000000-0 --partition 1`,
 		Args:              deadLetterIDArg,
 		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: a.withRedis(func(ctx context.Context, s *session, args []string) error {
-			return s.dlqReplay(ctx, args[0])
+			return s.dlqReplay(ctx, args[0], int(partition))
 		}),
+	}
+	for _, c := range []*cobra.Command{show, replay} {
+		c.Flags().Var(&partition, "partition", "the partition whose dead letter this is, 0 to SAGA_PARTITIONS-1 (default: the one that holds the id)")
 	}
 	dlq.AddCommand(ls, show, replay)
 	return dlq

@@ -72,6 +72,28 @@ func (l *limitValue) Set(v string) error {
 	return nil
 }
 
+// partitionValue is --partition: a whole number, or unset (every
+// partition). Its upper bound is SAGA_PARTITIONS-1, checked once connected
+// (deadletter.ErrBadPartition).
+type partitionValue int
+
+func (p *partitionValue) String() string {
+	if *p == deadletter.AnyPartition {
+		return ""
+	}
+	return strconv.Itoa(int(*p))
+}
+func (p *partitionValue) Type() string { return "int" }
+
+func (p *partitionValue) Set(v string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return fmt.Errorf("must be a whole number from 0 to SAGA_PARTITIONS-1")
+	}
+	*p = partitionValue(n)
+	return nil
+}
+
 // idleValue is --idle: a Go duration with its unit, not negative.
 type idleValue time.Duration
 

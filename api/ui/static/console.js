@@ -4,7 +4,8 @@
 // - Live: every 2 s the page's live region is refreshed from its JSON twin
 //   (data-live), paused while the tab is hidden.
 // - Actions: Retry (POST /sagas/{id}/retry) and Replay
-//   (POST /deadletters/{id}/replay) go to the API itself, so they pass the
+//   (POST /deadletters/{id}/replay?partition=N: an entry id is unique only
+//   within its partition) go to the API itself, so they pass the
 //   same checks as any client. The admin token is kept in sessionStorage
 //   and sent only as the Authorization header of those requests.
 // - Everything shown comes from the server's escaped HTML or is set with
@@ -81,18 +82,21 @@
     liveState.classList.toggle('off', !!off);
   }
 
+  // actionKey names an action button across updates.
+  const actionKey = (b) => [b.dataset.action, b.dataset.partition || '', b.dataset.id].join(':');
+
   // swap replaces the live region, keeping open <details> open and the
   // focus on the same action button.
   function swap(html) {
     const open = new Set();
     region.querySelectorAll('details[open][data-key]').forEach((d) => open.add(d.dataset.key));
     const f = document.activeElement;
-    const focusKey = f && region.contains(f) && f.dataset && f.dataset.action ? f.dataset.action + ':' + f.dataset.id : '';
+    const focusKey = f && region.contains(f) && f.dataset && f.dataset.action ? actionKey(f) : '';
     region.innerHTML = html;
     region.querySelectorAll('details[data-key]').forEach((d) => { if (open.has(d.dataset.key)) d.open = true; });
     if (focusKey) {
       region.querySelectorAll('[data-action]').forEach((b) => {
-        if (b.dataset.action + ':' + b.dataset.id === focusKey) b.focus();
+        if (actionKey(b) === focusKey) b.focus();
       });
     }
   }
@@ -141,12 +145,12 @@
   // ---- actions -------------------------------------------------------------
   const actions = {
     retry: {
-      url: (id) => '/sagas/' + encodeURIComponent(id) + '/retry',
+      url: (d) => '/sagas/' + encodeURIComponent(d.id) + '/retry',
       done: (id, body) => 'Retry accepted: saga ' + id + ' is ' + ((body && body.status) || 'being re-driven') + '.',
       what: 'Retry',
     },
     replay: {
-      url: (id) => '/deadletters/' + encodeURIComponent(id) + '/replay',
+      url: (d) => '/deadletters/' + encodeURIComponent(d.id) + '/replay?partition=' + encodeURIComponent(d.partition),
       done: (id, body) => 'Dead letter ' + id + ' replayed' +
         (body && body.stream ? ' on ' + body.stream + ' as ' + body.id : '') + '.',
       what: 'Replay',
@@ -162,7 +166,7 @@
     if (t) headers.Authorization = 'Bearer ' + t;
     button.disabled = true;
     try {
-      const resp = await fetch(a.url(id), { method: 'POST', headers, cache: 'no-store', credentials: 'omit' });
+      const resp = await fetch(a.url(button.dataset), { method: 'POST', headers, cache: 'no-store', credentials: 'omit' });
       const body = await resp.json().catch(() => null);
       if (resp.ok) {
         say('ok', a.done(id, body));
