@@ -292,6 +292,27 @@ func TestAdminToken(t *testing.T) {
 	if r := hit(t, "PUT", openBase+"/inventory/sku-adm", `{"available":9}`, nil); r.status != 200 {
 		t.Errorf("PUT without ADMIN_TOKEN configured: %d", r.status)
 	}
+	// Open admin actions still refuse another site's page (a forged form
+	// post from anywhere the operator browses), and write nothing.
+	before = writes(t, s.RDB)
+	for _, rt := range routes {
+		for _, site := range []string{"cross-site", "same-site"} {
+			r := hit(t, rt.method, openBase+rt.path, rt.body, map[string]string{"Sec-Fetch-Site": site})
+			var e struct{ Error struct{ Code string } }
+			_ = json.Unmarshal([]byte(r.body), &e)
+			if r.status != 403 || e.Error.Code != "cross_site" {
+				t.Errorf("%s %s from a %s page without ADMIN_TOKEN: %d %s", rt.method, rt.path, site, r.status, r.body)
+			}
+		}
+	}
+	if after := writes(t, s.RDB); after != before {
+		t.Errorf("cross-site admin requests wrote to Redis: %d changes", after-before)
+	}
+	for _, site := range []string{"same-origin", "none"} {
+		if r := hit(t, "PUT", openBase+"/inventory/sku-adm", `{"available":9}`, map[string]string{"Sec-Fetch-Site": site}); r.status != 200 {
+			t.Errorf("PUT from %s: %d %s", site, r.status, r.body)
+		}
+	}
 	if warns := openLogs.lines(t, "ADMIN_TOKEN is not set: admin actions (saga retry, stock, dead-letter replay) are open to anyone who reaches the API"); len(warns) != 1 || warns[0]["level"] != "WARN" {
 		t.Errorf("start-up warnings about ADMIN_TOKEN: %v", warns)
 	}

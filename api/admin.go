@@ -19,10 +19,21 @@ func (a *API) ProtectAdmin(token string) {
 	a.adminDigest = &d
 }
 
-// admin wraps an admin action: with a token configured, a request without
-// the right bearer token gets 401 before anything is read or written.
+// admin wraps an admin action: a browser request sent from another site's
+// page gets 403, and with a token configured a request without the right
+// bearer token gets 401, before anything is read or written.
 func (a *API) admin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// Without ADMIN_TOKEN the actions are open, so any page a browser
+		// visits could post a form to them (a cross-site request forgery):
+		// browsers say where a request comes from, and only the console's
+		// own pages (same-origin) or a person typing the URL (none) act.
+		// Clients that are not browsers send no Sec-Fetch-Site.
+		if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+			writeError(w, http.StatusForbidden, "cross_site",
+				"admin actions are refused from another site's page (Sec-Fetch-Site: "+site+")")
+			return
+		}
 		if a.adminDigest == nil {
 			next(w, r)
 			return

@@ -261,6 +261,7 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	stopWorker := s.StartWorker(map[string]string{"PAYMENT_REFUND_FAILURES": "1000"})
 	c := &contract{t: t, doc: doc, router: router, base: s.APIURL, client: s.HTTP, seen: map[string]bool{}}
 	admin := map[string]string{"Authorization": "Bearer " + token}
+	crossSite := map[string]string{"Authorization": "Bearer " + token, "Sec-Fetch-Site": "cross-site"}
 	wrong := map[string]string{"Authorization": "Bearer not-" + token}
 	ctx := context.Background()
 	const unknownID = "0192a000-0000-7000-8000-000000000000"
@@ -270,6 +271,7 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	c.do(exchange{method: "PUT", path: "/inventory/sku-1", body: `{"available":10}`, header: admin, want: 200})
 	c.do(exchange{method: "PUT", path: "/inventory/sku-1", body: `{"available":10}`, want: 401})
 	c.do(exchange{method: "PUT", path: "/inventory/sku-1", body: `{"available":10}`, header: wrong, want: 401})
+	c.do(exchange{method: "PUT", path: "/inventory/sku-1", body: `{"available":10}`, header: crossSite, want: 403})
 	c.do(exchange{method: "PUT", path: "/inventory/a%7Bb", body: `{"available":10}`, header: admin, want: 400})
 	c.do(exchange{method: "PUT", path: "/inventory/sku-1", body: `{"available":10}`, contentType: "text/plain", header: admin, want: 415})
 	c.do(exchange{method: "PUT", path: "/inventory/sku-1", body: big, header: admin, want: 413})
@@ -313,6 +315,7 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	retry := "/sagas/" + bad.SagaID + "/retry"
 	c.do(exchange{method: "POST", path: retry, want: 401})
 	c.do(exchange{method: "POST", path: retry, header: wrong, want: 401})
+	c.do(exchange{method: "POST", path: retry, header: crossSite, want: 403})
 	c.do(exchange{method: "POST", path: "/sagas/" + ok.SagaID + "/retry", header: admin, want: 409})
 	c.do(exchange{method: "POST", path: "/sagas/" + unknownID + "/retry", header: admin, want: 404})
 	c.do(exchange{method: "GET", path: retry, want: 405})
@@ -357,6 +360,7 @@ func TestOpenAPIDescribesTheAPI(t *testing.T) {
 	replay := "/deadletters/" + deadID + "/replay"
 	c.do(exchange{method: "POST", path: replay, want: 401})
 	c.do(exchange{method: "POST", path: replay, header: wrong, want: 401})
+	c.do(exchange{method: "POST", path: replay, header: crossSite, want: 403})
 	c.do(exchange{method: "GET", path: replay, want: 405})
 	if code, _ := errorOf(t, c.do(exchange{method: "POST", path: "/deadletters/" + forged + "/replay", header: admin, want: 409})); code != "cannot_replay" {
 		t.Errorf("replay of a dead letter naming another partition's stream: %s, want cannot_replay", code)
