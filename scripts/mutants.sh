@@ -31,6 +31,9 @@ mutants=(
   "identity-skipped-in-commit@@saga/lua/prelude.lua@@if mode ~= cur[3] or rid ~= id or (typ ~= '*' and rtyp ~= typ) then@@if false then"
   "identity-skipped-before-effect@@saga/fence.go@@if h.id == \"\" || h.id != id || (typ != \"*\" && h.typ != typ) {@@if false && (h.id == \"\" || h.id != id || (typ != \"*\" && h.typ != typ)) {"
   "late-effect-kept@@saga/hop.go@@if !abandoned(st, k) {@@if true || !abandoned(st, k) {"
+  "first-reason-dropped@@saga/patch.go@@c.set(\"first_reason\", c.prior)@@_ = c.prior"
+  "refund-overwrites-charge@@saga/patch.go@@c.set(stepField(i, \"compensation_result\"), string(result))@@c.set(stepField(i, \"result\"), string(result))"
+  "current-step-moves-back@@saga/patch.go@@return c.set(\"compensating_step\", strconv.Itoa(i))@@return c.set(\"current_step\", strconv.Itoa(i)).set(\"compensating_step\", strconv.Itoa(i))"
 )
 
 only=${1:-}
