@@ -97,10 +97,26 @@ func (s *session) allStreams() []string {
 	return append(events, operator...)
 }
 
-func (s *session) streams(ctx context.Context) error {
+func (s *session) streams(ctx context.Context, all bool) error {
 	out, err := streams.Inspect(ctx, s.rdb, s.allStreams())
 	if err != nil {
 		return err
+	}
+	if !all {
+		// Most of the streams a deployment declares are empty at any time
+		// (a path nobody took, trimmed entries): show those with entries or
+		// work outstanding, as the console does.
+		out = slices.DeleteFunc(out, func(x streams.StreamInfo) bool {
+			if x.Length > 0 {
+				return false
+			}
+			for _, g := range x.Groups {
+				if g.Pending > 0 || g.Lag > 0 {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	return s.print(out, func(w io.Writer) {
 		fmt.Fprintln(w, "STREAM\tLENGTH\tGROUP\tPENDING\tLAG\tCONSUMERS")

@@ -152,6 +152,22 @@ func sagactl(t *testing.T, s *sagatest.System) {
 	if !foundPending {
 		t.Errorf("streams: no pending entry shown: %+v", streams)
 	}
+	// By default only streams with entries or work outstanding; --all
+	// lists the empty ones too.
+	for _, x := range streams {
+		busy := x.Length > 0
+		for _, g := range x.Groups {
+			busy = busy || g.Pending > 0
+		}
+		if !busy {
+			t.Errorf("streams lists the empty %s without --all", x.Stream)
+		}
+	}
+	var all []struct{ Stream string }
+	runJSON(t, s, &all, "streams", "--all")
+	if len(all) <= len(streams) {
+		t.Errorf("streams --all lists %d streams, the default %d: the empty ones are missing", len(all), len(streams))
+	}
 	var pending []struct{ Consumer string }
 	runJSON(t, s, &pending, "pending")
 	if len(pending) != 1 || pending[0].Consumer != "dead-1" {

@@ -158,14 +158,17 @@ func (a *app) showCommand() *cobra.Command {
 }
 
 func (a *app) streamsCommand() *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	cmd := &cobra.Command{
 		Use:   "streams",
-		Short: "List streams: length, and each group's pending entries, lag and consumers",
+		Short: "List streams with entries or work outstanding: length, and each group's pending entries, lag and consumers",
 		Args:  noArgs,
 		RunE: a.withRedis(func(ctx context.Context, s *session, _ []string) error {
-			return s.streams(ctx)
+			return s.streams(ctx, all)
 		}),
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "list every stream, empty ones too")
+	return cmd
 }
 
 func (a *app) pendingCommand() *cobra.Command {
