@@ -114,7 +114,7 @@ func runDemo(ctx context.Context, base, token string, out io.Writer) error {
 		if v.Status != o.want {
 			mark, failed = "UNEXPECTED", true
 		}
-		fmt.Fprintf(out, "  %-17s %-10s %-3s %s\n  %17s %s\n  %17s %s\n", o.path, v.Status, mark, orEmpty(v.Reason), "", strings.Join(steps, " "), "", "GET /orders/"+ids[i])
+		fmt.Fprintf(out, "  %-17s %-10s %-3s %s\n  %17s %s\n", o.path, v.Status, mark, orEmpty(v.Reason), "", strings.Join(steps, " "))
 	}
 	if failed {
 		return ErrDemoFailed

@@ -102,7 +102,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		g.Go(func() error { return worker.Serve(gctx, ln, &wcfg, log) })
 		ep.Workers = append(ep.Workers, baseURL(ln))
 	}
-	printBanner(o.Out, cfg, ep, rds)
+	if o.Demo {
+		// The demo exits when its orders are done: no URLs to visit.
+		fmt.Fprintf(o.Out, "demo: the API on %s, workers %d, Redis %s\n", ep.API, len(ep.Workers), rds.where)
+	} else {
+		printBanner(o.Out, cfg, ep, rds)
+	}
 	if o.OnReady != nil {
 		o.OnReady(ep)
 	}
