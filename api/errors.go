@@ -24,14 +24,17 @@ func badRequest(code, field, msg string) *requestError {
 	return &requestError{status: http.StatusBadRequest, apiError: apiError{Code: code, Field: field, Message: msg}}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers the API's JSON. application/json with nosniff is never
+// rendered as HTML, so "<" and "&" stay readable in messages instead of
+// \u003c.
+func writeJSON(w http.ResponseWriter, status int, v any) { encodeJSON(w, status, v, false) }
+
+func encodeJSON(w http.ResponseWriter, status int, v any, escapeHTML bool) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
-	// application/json with nosniff is never rendered as HTML: keep "<" and
-	// "&" readable in messages instead of \u003c.
-	enc.SetEscapeHTML(false)
+	enc.SetEscapeHTML(escapeHTML)
 	_ = enc.Encode(v)
 }
 

@@ -58,7 +58,7 @@ func Serve(ctx context.Context, ln net.Listener, cfg *config.Config, log *slog.L
 	if cfg.AdminToken == "" {
 		log.WarnContext(ctx, "ADMIN_TOKEN is not set: admin actions (saga retry, stock, dead-letter replay) are open to anyone who reaches the API")
 	}
-	a.UI = NewUI(rdb, engine, all, log)
+	a.UI = NewUI(rdb, engine, product.Orders, all, log)
 	srv := NewServer(cfg.HTTPAddr, a.Handler())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamsaga/streamsaga/handlers"
@@ -194,16 +193,9 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// validID accepts only the canonical form of the UUIDs the server issues, so
-// nothing else ever reaches a key name.
-func validID(id string) bool {
-	u, err := uuid.Parse(id)
-	return err == nil && u.String() == id
-}
-
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !validID(id) {
+	if !saga.ValidID(id) {
 		writeError(w, http.StatusNotFound, "not_found", "no such order")
 		return
 	}
@@ -221,7 +213,7 @@ func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) getSaga(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !validID(id) {
+	if !saga.ValidID(id) {
 		writeError(w, http.StatusNotFound, "not_found", "no such saga")
 		return
 	}
@@ -240,7 +232,7 @@ func (a *API) getSaga(w http.ResponseWriter, r *http.Request) {
 // retrySaga re-drives a FAILED saga once an operator fixed the cause.
 func (a *API) retrySaga(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !validID(id) {
+	if !saga.ValidID(id) {
 		writeError(w, http.StatusNotFound, "not_found", "no such saga")
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -99,19 +98,15 @@ type UI struct {
 	log     *slog.Logger
 }
 
-// NewUI returns the console over the given streams. It logs to log, the
-// API's logger (nil: slog.Default()), so that its lines carry the request id
-// and follow LOG_LEVEL like the API's own.
-func NewUI(rdb redis.UniversalClient, engine *saga.Engine, streamKeys []string, log *slog.Logger) *UI {
+// NewUI returns the console over the given streams; orders finds the saga of
+// an order id (search). It logs to log, the API's logger (nil:
+// slog.Default()), so that its lines carry the request id and follow
+// LOG_LEVEL like the API's own.
+func NewUI(rdb redis.UniversalClient, engine *saga.Engine, orders *handlers.Orders, streamKeys []string, log *slog.Logger) *UI {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &UI{
-		rdb: rdb, engine: engine, streams: streamKeys, log: withRequestID(log),
-		// Only Get is used, to find an order's saga: it needs neither the
-		// saga's definition nor the style of new sagas.
-		orders: handlers.NewOrders(rdb, engine, nil, ""),
-	}
+	return &UI{rdb: rdb, engine: engine, orders: orders, streams: streamKeys, log: withRequestID(log)}
 }
 
 // uiView is what a console handler produced: the page's template (name.html,
@@ -191,12 +186,7 @@ func (u *UI) pair(mux *http.ServeMux, pagePath, livePath string, f uiViewFunc) {
 // writeLiveJSON answers a page's JSON twin with JSON's HTML escaping on
 // (unlike the API's writeJSON): it carries saga data and HTML fragments
 // the page inserts, so that no "<" of the data is ever literal in it.
-func writeLiveJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeLiveJSON(w http.ResponseWriter, v any) { encodeJSON(w, http.StatusOK, v, true) }
 
 // uiRoot is what every template gets: the page chrome and the view's data.
 type uiRoot struct {
@@ -308,7 +298,7 @@ func (u *UI) search(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
 	}
-	if !validID(q) {
+	if !saga.ValidID(q) {
 		u.renderError(w, r, uiBad("invalid_id", "search takes a saga id or an order id (a UUID)"))
 		return
 	}

@@ -245,7 +245,7 @@ type uiSaga struct {
 
 func (u *UI) sagaView(r *http.Request) (*uiView, error) {
 	id := r.PathValue("id")
-	if !validID(id) {
+	if !saga.ValidID(id) {
 		return nil, uiNotFound("no such saga")
 	}
 	st, err := u.engine.Get(r.Context(), id)

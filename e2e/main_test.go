@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/streamsaga/streamsaga/internal/redistest"
+	"github.com/streamsaga/streamsaga/internal/sagatest"
 )
 
 var (
@@ -51,7 +51,7 @@ func run(m *testing.M) (int, error) {
 // proc is a running binary.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *syncWriter
+	stderr *sagatest.SyncBuffer
 	done   chan struct{}
 	err    error
 }
@@ -63,7 +63,7 @@ func start(t *testing.T, name string, env map[string]string) *proc {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &proc{cmd: cmd, stderr: &syncWriter{buf: &bytes.Buffer{}}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, stderr: &sagatest.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/google/uuid"
-
 	"github.com/streamsaga/streamsaga/event"
 	"github.com/streamsaga/streamsaga/streams"
 )
@@ -177,7 +175,7 @@ func deadLetterFields(m *streams.Message, reason string) []any {
 func rawRef(values map[string]any) (*event.Envelope, bool) {
 	str := func(k string) string { s, _ := values[k].(string); return s }
 	id := str(event.FieldSagaID)
-	if u, err := uuid.Parse(id); err != nil || u.String() != id {
+	if !ValidID(id) {
 		return nil, false
 	}
 	version, err := strconv.ParseInt(str(event.FieldSagaVersion), 10, 64)

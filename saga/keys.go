@@ -115,3 +115,10 @@ func (k Keys) PartitionOfKey(key string) int {
 	}
 	return p
 }
+
+// ValidID reports whether id is a saga or record id in the canonical form
+// the engine issues (a lower-case UUID): only such ids may reach a key name.
+func ValidID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.String() == id
+}

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -75,8 +74,7 @@ func parseCursor(s string) (cursor, error) {
 	}
 	score, id, ok := strings.Cut(s, "_")
 	f, err := strconv.ParseFloat(score, 64)
-	u, uerr := uuid.Parse(id)
-	if !ok || err != nil || math.IsNaN(f) || math.IsInf(f, 0) || uerr != nil || u.String() != id {
+	if !ok || err != nil || math.IsNaN(f) || math.IsInf(f, 0) || !ValidID(id) {
 		return cursor{}, fmt.Errorf("%w: cursor %q is not one this listing issued", ErrBadQuery, s)
 	}
 	return cursor{set: true, score: f, id: id}, nil

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/streamsaga/streamsaga/internal/deadletter"
@@ -120,13 +119,6 @@ func isNumber(s string) bool {
 	return err == nil
 }
 
-// validSagaID accepts only the canonical UUIDs the product issues, as the
-// API does, so a typo is a usage error rather than "not found".
-func validSagaID(id string) bool {
-	u, err := uuid.Parse(id)
-	return err == nil && u.String() == id
-}
-
 // noArgs refuses any positional argument (cobra.NoArgs calls one an
 // "unknown command", which misleads after a leaf command).
 func noArgs(_ *cobra.Command, args []string) error {
@@ -141,7 +133,7 @@ func sagaIDArg(cmd *cobra.Command, args []string) error {
 	if err := cobra.ExactArgs(1)(cmd, args); err != nil {
 		return fmt.Errorf("takes one saga id, got %d arguments", len(args))
 	}
-	if !validSagaID(args[0]) {
+	if !saga.ValidID(args[0]) {
 		return fmt.Errorf("invalid saga id %q: want a canonical (lower-case) UUID such as %s", args[0], exampleSagaID)
 	}
 	return nil

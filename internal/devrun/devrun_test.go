@@ -17,6 +17,7 @@ import (
 	"github.com/streamsaga/streamsaga/config"
 	"github.com/streamsaga/streamsaga/internal/redislog"
 	"github.com/streamsaga/streamsaga/internal/redistest"
+	"github.com/streamsaga/streamsaga/internal/sagatest"
 )
 
 func TestMain(m *testing.M) {
@@ -24,27 +25,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// syncBuffer is the banner, written by Run's goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type devInstance struct {
 	Endpoints
-	banner *syncBuffer
+	banner *sagatest.SyncBuffer
 	stop   func() error
 }
 
@@ -62,7 +45,7 @@ func testConfig(t *testing.T, env map[string]string) *config.Config {
 // ends); it fails the test when Run fails before it is ready.
 func startDev(t *testing.T, cfg *config.Config, o Options) *devInstance {
 	t.Helper()
-	banner := &syncBuffer{}
+	banner := &sagatest.SyncBuffer{}
 	ready := make(chan Endpoints, 1)
 	o.Out, o.Logger = banner, config.NewLogger("error", os.Stderr)
 	o.OnReady = func(ep Endpoints) { ready <- ep }
